@@ -1,0 +1,2 @@
+//! Herald client (being written).
+#![forbid(unsafe_code)]

@@ -1,0 +1,66 @@
+//! An accepted event, shared by every queue it sits in.
+
+use std::fmt;
+
+/// Broker-wide publish sequence number: queue order among equal priorities,
+/// and the key acks and log records use to name an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Seq(pub u64);
+
+impl fmt::Display for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// An accepted event. Its bytes are stored once (id and delivery body in one
+/// allocation) and shared through `Arc` by every subscriber queue.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Publish order.
+    pub seq: Seq,
+    /// 0..=255, higher delivered first.
+    pub priority: u8,
+    /// Milliseconds since the Unix epoch when the broker accepted it.
+    pub timestamp: u64,
+    id_len: u16,
+    /// id bytes, then the stamped delivery body (see `herald_proto::event`).
+    data: Box<[u8]>,
+}
+
+impl Event {
+    /// Builds an event from its parts. `body` is the stamped delivery body
+    /// without its closing brace.
+    ///
+    /// # Panics
+    /// If `id` is longer than 65535 bytes (the protocol allows 256).
+    pub fn new(seq: Seq, priority: u8, timestamp: u64, id: &str, body: &[u8]) -> Event {
+        let id_len = u16::try_from(id.len()).expect("event ids are at most 256 bytes");
+        let mut data = Vec::with_capacity(id.len() + body.len());
+        data.extend_from_slice(id.as_bytes());
+        data.extend_from_slice(body);
+        Event {
+            seq,
+            priority,
+            timestamp,
+            id_len,
+            data: data.into_boxed_slice(),
+        }
+    }
+
+    /// The event id.
+    pub fn id(&self) -> &str {
+        // The first `id_len` bytes were copied from a `&str` in `new`.
+        std::str::from_utf8(&self.data[..self.id_len as usize]).unwrap_or("")
+    }
+
+    /// The stamped delivery body, without its closing brace.
+    pub fn body(&self) -> &[u8] {
+        &self.data[self.id_len as usize..]
+    }
+
+    /// Bytes this event takes in memory and, roughly, in the log.
+    pub fn size(&self) -> usize {
+        self.data.len() + 32
+    }
+}

@@ -1,0 +1,2 @@
+//! Herald log (being written).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Herald server (being written).
+#![forbid(unsafe_code)]
