@@ -1,6 +1,53 @@
 //! The JSON event of a `pub`: validation, and the delivery bytes built once.
+//!
+//! This module owns the event rules of PROTOCOL.md §3 and the delivery shape
+//! of §5. It does not know topics exist beyond their name, nor queues, clocks
+//! or storage: the broker stamps the body with a timestamp it chooses and
+//! keeps the stamped bytes, and every delivery is those bytes plus a tail.
+//!
+//! Invariants of [`EventInput::body`] (and so of a stamped body):
+//! - it is a JSON object without its closing `}`, starting with `topic`, `id`
+//!   (always a JSON string) and `priority`, followed by every other field in
+//!   the order the publisher sent it, values byte for byte except that a CR
+//!   (which JSON allows only as whitespace between tokens) becomes a space;
+//! - it holds no CR or LF, so a delivery is one line whatever clients split on;
+//! - it holds none of the names the broker adds (`timestamp`, `redelivered`),
+//!   so appending them cannot create a duplicate key.
+//!
+//! Parsing never builds a `serde_json::Value`: keys are borrowed from the
+//! line when they have no escapes and values are borrowed as raw JSON text,
+//! so validating an event costs one pass of the JSON scanner and two
+//! allocations (the field list and the body).
 
-use bytes::BytesMut;
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+
+use bytes::{BufMut, BytesMut};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// Longest string id, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Field names the broker sets; a published event may not carry them.
+pub const RESERVED_FIELDS: [&str; 3] = ["topic", "timestamp", "redelivered"];
+
+/// Room left at the end of `body` for `,"timestamp":<u64>` (13 + 20 bytes),
+/// so that [`EventInput::stamp`] never reallocates.
+const STAMP_SPARE_BYTES: usize = 40;
+
+/// Up to this many fields, duplicate keys are found by comparing every pair,
+/// which beats hashing for the usual three or four fields; above it a set
+/// keeps a field-stuffed 1 MiB line from costing quadratic time.
+const PAIRWISE_DUPLICATE_CHECK_MAX: usize = 16;
+
+/// Longest key quoted back in an error reason, in bytes.
+const MAX_QUOTED_KEY_BYTES: usize = 64;
+
+const BAD_ID: &str = "field 'id' must be a string of 1 to 256 bytes without whitespace, \
+                      or a non-negative integer that fits in 64 bits";
+const BAD_PRIORITY: &str = "field 'priority' must be an integer literal from 0 to 255";
 
 /// A validated event, ready to be stamped and stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,24 +64,661 @@ pub struct EventInput {
 impl EventInput {
     /// Validates `json` (the rest of a `pub` line) as an event of `topic`.
     ///
+    /// `topic` is not checked against the naming rules here (the command
+    /// parser does that first); it is escaped, so the body stays valid JSON
+    /// whatever it holds.
+    ///
     /// # Errors
     /// A human-readable reason, sent as `-ERR bad_event <reason>`.
     pub fn parse(topic: &str, json: &str) -> Result<EventInput, String> {
-        let _ = (topic, json);
-        todo!("helper implements")
+        // serde_json would report a non-object as "invalid type ... expected
+        // a JSON object at line 1 column 1"; say it plainly instead.
+        if !json.trim_start_matches(is_json_whitespace).starts_with('{') {
+            return Err("event must be a JSON object".to_string());
+        }
+        let Fields(fields) = serde_json::from_str::<Fields<'_>>(json)
+            .map_err(|e| format!("event is not valid JSON: {e}"))?;
+        check_duplicates(&fields)?;
+
+        let mut id = None;
+        let mut priority = None;
+        let mut has_msg = false;
+        // Exact for keys without escapes, a hint otherwise.
+        let mut extra_bytes = 0;
+        for (key, value) in &fields {
+            match key.as_ref() {
+                "id" => id = Some(*value),
+                "priority" => priority = Some(*value),
+                k if RESERVED_FIELDS.contains(&k) => {
+                    return Err(format!(
+                        "field {:?} is reserved: the broker sets it",
+                        quotable(k)
+                    ));
+                }
+                k => {
+                    check_surrogates(value.get())?;
+                    has_msg |= k == "msg";
+                    extra_bytes += k.len() + value.get().len() + 4;
+                }
+            }
+        }
+        let Some(id) = id else {
+            return Err("missing field 'id'".to_string());
+        };
+        let (id, id_json) = parse_id(id.get())?;
+        let priority = match priority {
+            None => 0,
+            Some(raw) => parse_priority(raw.get())?,
+        };
+        if !has_msg {
+            return Err("missing field 'msg'".to_string());
+        }
+
+        let mut body =
+            Vec::with_capacity(topic.len() + id_json.len() + extra_bytes + 40 + STAMP_SPARE_BYTES);
+        body.extend_from_slice(b"{\"topic\":");
+        write_json_str(&mut body, topic);
+        body.extend_from_slice(b",\"id\":");
+        body.extend_from_slice(id_json.as_bytes());
+        body.extend_from_slice(b",\"priority\":");
+        write_u64(&mut body, u64::from(priority));
+        for (key, value) in &fields {
+            if matches!(key.as_ref(), "id" | "priority") {
+                continue;
+            }
+            body.push(b',');
+            match key {
+                // A key with no escapes is its own JSON text.
+                Cow::Borrowed(k) => {
+                    body.push(b'"');
+                    body.extend_from_slice(k.as_bytes());
+                    body.push(b'"');
+                }
+                Cow::Owned(k) => write_json_str(&mut body, k),
+            }
+            body.push(b':');
+            write_raw_value(&mut body, value.get());
+        }
+        Ok(EventInput { id, priority, body })
     }
 
     /// Appends `,"timestamp":<ms>` and returns the stored body (still without
     /// the closing brace; see [`write_delivery`]).
     pub fn stamp(self, timestamp_ms: u64) -> Vec<u8> {
-        let _ = timestamp_ms;
-        todo!("helper implements")
+        let mut body = self.body;
+        body.extend_from_slice(b",\"timestamp\":");
+        write_u64(&mut body, timestamp_ms);
+        body
     }
 }
 
 /// Appends a delivery line to `out`: the stamped body, `,"redelivered":true`
 /// when `redelivered`, then `}` and CRLF.
 pub fn write_delivery(stamped_body: &[u8], redelivered: bool, out: &mut BytesMut) {
-    let _ = (stamped_body, redelivered, out);
-    todo!("helper implements")
+    const REDELIVERED: &[u8] = b",\"redelivered\":true";
+    out.reserve(stamped_body.len() + REDELIVERED.len() + 3);
+    out.put_slice(stamped_body);
+    if redelivered {
+        out.put_slice(REDELIVERED);
+    }
+    out.put_slice(b"}\r\n");
+}
+
+/// The fields of an event object in the order sent: decoded key, raw value.
+struct Fields<'de>(Vec<(Cow<'de, str>, &'de RawValue)>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = Fields<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+                // Four covers `id`, `priority`, `msg` and one extra without
+                // regrowing; serde_json gives no size hint.
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(4).min(64));
+                while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                    fields.push((key, value));
+                }
+                Ok(Fields(fields))
+            }
+        }
+
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// An object key, borrowed from the input unless it had escapes.
+///
+/// serde's own `Cow<str>` impl always allocates, hence this type.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+fn check_duplicates(fields: &[(Cow<'_, str>, &RawValue)]) -> Result<(), String> {
+    let duplicate = |key: &str| Err(format!("duplicate field {:?}", quotable(key)));
+    if fields.len() <= PAIRWISE_DUPLICATE_CHECK_MAX {
+        for (i, (key, _)) in fields.iter().enumerate() {
+            if fields[..i].iter().any(|(earlier, _)| earlier == key) {
+                return duplicate(key);
+            }
+        }
+    } else {
+        let mut seen = HashSet::with_capacity(fields.len());
+        for (key, _) in fields {
+            if !seen.insert(key.as_ref()) {
+                return duplicate(key);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Returns the id and its JSON string text for the body.
+fn parse_id(raw: &str) -> Result<(String, Cow<'_, str>), String> {
+    if raw.starts_with('"') {
+        let (id, json) = if raw.contains('\\') {
+            // The raw text already passed serde_json's scanner, so this only
+            // fails if that invariant breaks; report it as a bad id anyway.
+            let id: String = serde_json::from_str(raw).map_err(|_| BAD_ID.to_string())?;
+            let mut json = Vec::with_capacity(id.len() + 2);
+            write_json_str(&mut json, &id);
+            // `write_json_str` writes `"`, escapes and the UTF-8 of `id`.
+            let json = String::from_utf8(json).map_err(|_| BAD_ID.to_string())?;
+            (id, Cow::Owned(json))
+        } else {
+            // Without escapes the text between the quotes is the id, and the
+            // raw text is already a canonical JSON string.
+            let id = raw.get(1..raw.len() - 1).unwrap_or_default();
+            (id.to_owned(), Cow::Borrowed(raw))
+        };
+        if id.is_empty() || id.len() > MAX_ID_BYTES || id.chars().any(char::is_whitespace) {
+            return Err(BAD_ID.to_string());
+        }
+        Ok((id, json))
+    } else if is_digits(raw) && raw.parse::<u64>().is_ok() {
+        // serde_json refuses leading zeros, so the digits are already the
+        // canonical decimal form.
+        Ok((raw.to_owned(), Cow::Owned(format!("\"{raw}\""))))
+    } else {
+        Err(BAD_ID.to_string())
+    }
+}
+
+fn parse_priority(raw: &str) -> Result<u8, String> {
+    // Digits first: `u8::from_str` would also take a leading `+`.
+    if is_digits(raw) {
+        raw.parse().map_err(|_| BAD_PRIORITY.to_string())
+    } else {
+        Err(BAD_PRIORITY.to_string())
+    }
+}
+
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_json_whitespace(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+/// `key`, cut short enough to quote in a one-line reason.
+fn quotable(key: &str) -> &str {
+    if key.len() <= MAX_QUOTED_KEY_BYTES {
+        return key;
+    }
+    let mut end = MAX_QUOTED_KEY_BYTES;
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    &key[..end]
+}
+
+/// Rejects a `\u` escape that is half a surrogate pair.
+///
+/// serde_json checks a raw value's grammar without decoding its strings, so
+/// `"\ud800"` gets through; stored as is, it would make every strict reader
+/// of the delivery (serde_json, and so `herald-client`) fail on it forever.
+/// `raw` has passed the scanner, so every backslash starts a well-formed
+/// escape inside a string and none of the indexing below can go wrong.
+fn check_surrogates(raw: &str) -> Result<(), String> {
+    const LONE: &str = "event is not valid JSON: lone surrogate in a \\u escape";
+    let bytes = raw.as_bytes();
+    let unit = |at: usize| -> Option<u16> {
+        let escape = bytes.get(at..at + 6)?;
+        if !escape.starts_with(b"\\u") {
+            return None;
+        }
+        let hex = std::str::from_utf8(&escape[2..]).ok()?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    let mut at = 0;
+    while let Some(found) = memchr::memchr(b'\\', &bytes[at..]) {
+        at += found;
+        match unit(at) {
+            Some(0xD800..=0xDBFF) => match unit(at + 6) {
+                Some(0xDC00..=0xDFFF) => at += 12,
+                _ => return Err(LONE.to_string()),
+            },
+            Some(0xDC00..=0xDFFF) => return Err(LONE.to_string()),
+            Some(_) => at += 6,
+            // `\\`, `\"`, `\n`...: two bytes, and the second must not be
+            // taken for the start of another escape.
+            None => at += 2,
+        }
+        if at >= bytes.len() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Copies a raw JSON value, turning CR into a space.
+///
+/// Inside a JSON string a raw control character is invalid, so any CR is
+/// whitespace between tokens and a space means the same. Keeping it would
+/// let a client that splits lines on CR as well as LF (Python's universal
+/// newlines, for one) see half a delivery.
+fn write_raw_value(out: &mut Vec<u8>, raw: &str) {
+    let raw = raw.as_bytes();
+    if memchr::memchr(b'\r', raw).is_none() {
+        out.extend_from_slice(raw);
+    } else {
+        out.extend(raw.iter().map(|&b| if b == b'\r' { b' ' } else { b }));
+    }
+}
+
+/// Writes `s` as a JSON string, escaping only what JSON requires.
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ],
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // `n % 10` is below 10, so the cast cannot truncate.
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn parse(json: &str) -> Result<EventInput, String> {
+        EventInput::parse("tweets", json)
+    }
+
+    /// The delivery line, parsed back as JSON.
+    fn delivered(event: EventInput, ts: u64, redelivered: bool) -> Value {
+        let mut out = BytesMut::new();
+        write_delivery(&event.stamp(ts), redelivered, &mut out);
+        let line = out.strip_suffix(b"\r\n").expect("ends with CRLF");
+        assert!(!line.contains(&b'\n') && !line.contains(&b'\r'));
+        serde_json::from_slice(line).expect("delivery is valid JSON")
+    }
+
+    #[test]
+    fn body_has_topic_id_priority_then_fields_in_order() {
+        let e = parse(r#"{"msg":"hi","priority":3,"x":[1, 2],"id":"a1"}"#).unwrap();
+        assert_eq!(e.id, "a1");
+        assert_eq!(e.priority, 3);
+        assert_eq!(
+            std::str::from_utf8(&e.body).unwrap(),
+            r#"{"topic":"tweets","id":"a1","priority":3,"msg":"hi","x":[1, 2]"#
+        );
+    }
+
+    #[test]
+    fn stamp_does_not_reallocate() {
+        let e = parse(r#"{"id":"1","msg":"x"}"#).unwrap();
+        let capacity = e.body.capacity();
+        let stamped = e.stamp(u64::MAX);
+        assert_eq!(stamped.capacity(), capacity);
+        assert!(stamped.ends_with(b",\"timestamp\":18446744073709551615"));
+    }
+
+    #[test]
+    fn delivery_parses_back_to_the_event() {
+        let e = parse(r#"{"id":"1","priority":3,"msg":"tweet 1"}"#).unwrap();
+        assert_eq!(
+            delivered(e, 1650054011933, false),
+            json!({"topic":"tweets","id":"1","priority":3,"msg":"tweet 1","timestamp":1650054011933u64})
+        );
+    }
+
+    #[test]
+    fn redelivery_carries_redelivered_true() {
+        let e = parse(r#"{"id":"1","msg":{"a":null}}"#).unwrap();
+        assert_eq!(
+            delivered(e, 7, true),
+            json!({"topic":"tweets","id":"1","priority":0,"msg":{"a":null},"timestamp":7,"redelivered":true})
+        );
+    }
+
+    #[test]
+    fn delivery_is_exact_bytes() {
+        let e = parse(r#"{"id":"1","msg":"m"}"#).unwrap();
+        let mut out = BytesMut::new();
+        write_delivery(&e.stamp(5), true, &mut out);
+        assert_eq!(
+            &out[..],
+            b"{\"topic\":\"tweets\",\"id\":\"1\",\"priority\":0,\"msg\":\"m\",\"timestamp\":5,\"redelivered\":true}\r\n"
+        );
+    }
+
+    #[test]
+    fn extra_fields_are_delivered_unchanged() {
+        let e = parse(
+            r#"{"id":"1","msg":"m","n":1.50,"big":123456789012345678901234567890,"o":{"k":[true,null]},"s":"\u00e9\n"}"#,
+        )
+        .unwrap();
+        let body = std::str::from_utf8(&e.body).unwrap();
+        // Raw text, not a re-serialisation: 1.50 and the huge integer survive.
+        assert!(body.ends_with(
+            r#","n":1.50,"big":123456789012345678901234567890,"o":{"k":[true,null]},"s":"\u00e9\n""#
+        ));
+        let v = delivered(e, 1, false);
+        assert_eq!(v["o"], json!({"k":[true,null]}));
+        assert_eq!(v["s"], json!("é\n"));
+    }
+
+    #[test]
+    fn msg_may_be_any_json_value() {
+        for msg in ["null", "true", "1", "\"s\"", "[]", "{}", "[{\"a\":[1]}]"] {
+            let e = parse(&format!(r#"{{"id":"1","msg":{msg}}}"#)).unwrap();
+            let expected: Value = serde_json::from_str(msg).unwrap();
+            assert_eq!(delivered(e, 1, false)["msg"], expected);
+        }
+    }
+
+    #[test]
+    fn integer_id_becomes_its_decimal_string() {
+        let e = parse(r#"{"id":42,"msg":"m"}"#).unwrap();
+        assert_eq!(e.id, "42");
+        assert!(
+            e.body
+                .starts_with(br#"{"topic":"tweets","id":"42","priority":0"#)
+        );
+        let e = parse(r#"{"id":18446744073709551615,"msg":"m"}"#).unwrap();
+        assert_eq!(e.id, "18446744073709551615");
+        assert_eq!(parse(r#"{"id":0,"msg":"m"}"#).unwrap().id, "0");
+    }
+
+    #[test]
+    fn id_of_256_bytes_is_accepted_and_257_rejected() {
+        let ok = "x".repeat(MAX_ID_BYTES);
+        assert_eq!(
+            parse(&format!(r#"{{"id":"{ok}","msg":1}}"#)).unwrap().id,
+            ok
+        );
+        let long = "x".repeat(MAX_ID_BYTES + 1);
+        assert_eq!(
+            parse(&format!(r#"{{"id":"{long}","msg":1}}"#)),
+            Err(BAD_ID.to_string())
+        );
+        // The limit is in bytes, not characters.
+        let wide = "é".repeat(129);
+        assert!(parse(&format!(r#"{{"id":"{wide}","msg":1}}"#)).is_err());
+    }
+
+    #[test]
+    fn bad_ids_are_rejected() {
+        for id in [
+            r#""""#,
+            r#""a b""#,
+            r#""a\tb""#,
+            r#""a\u0020b""#,
+            "\"a\u{a0}b\"",
+            r#""\ud800""#,
+            "-1",
+            "1.5",
+            "1e3",
+            "1.0",
+            "18446744073709551616",
+            "null",
+            "true",
+            "[1]",
+            "{}",
+        ] {
+            assert_eq!(
+                parse(&format!(r#"{{"id":{id},"msg":1}}"#)),
+                Err(BAD_ID.to_string()),
+                "id {id}"
+            );
+        }
+    }
+
+    #[test]
+    fn escaped_id_is_decoded_and_re_escaped() {
+        let e = parse(r#"{"id":"a\"b\\c\u0041\u00e9","msg":1}"#).unwrap();
+        assert_eq!(e.id, "a\"b\\cAé");
+        assert_eq!(delivered(e, 1, false)["id"], json!("a\"b\\cAé"));
+    }
+
+    #[test]
+    fn priority_edges() {
+        assert_eq!(parse(r#"{"id":"1","msg":1}"#).unwrap().priority, 0);
+        assert_eq!(
+            parse(r#"{"id":"1","priority":0,"msg":1}"#)
+                .unwrap()
+                .priority,
+            0
+        );
+        assert_eq!(
+            parse(r#"{"id":"1","priority":255,"msg":1}"#)
+                .unwrap()
+                .priority,
+            255
+        );
+        for p in ["256", "3.0", "1e2", "\"3\"", "-1", "-0", "null", "1000"] {
+            assert_eq!(
+                parse(&format!(r#"{{"id":"1","priority":{p},"msg":1}}"#)),
+                Err(BAD_PRIORITY.to_string()),
+                "priority {p}"
+            );
+        }
+    }
+
+    #[test]
+    fn reserved_fields_are_rejected() {
+        for name in RESERVED_FIELDS {
+            let err = parse(&format!(r#"{{"id":"1","msg":1,"{name}":1}}"#)).unwrap_err();
+            assert!(err.contains("reserved"), "{err}");
+        }
+        // Escapes do not hide a reserved name.
+        assert!(parse(r#"{"id":"1","msg":1,"\u0074opic":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected() {
+        for json in [
+            r#"{"id":"1","id":"2","msg":1}"#,
+            r#"{"id":"1","msg":1,"msg":2}"#,
+            r#"{"id":"1","msg":1,"a":1,"\u0061":2}"#,
+        ] {
+            let err = parse(json).unwrap_err();
+            assert!(err.starts_with("duplicate field"), "{err}");
+        }
+    }
+
+    #[test]
+    fn duplicate_among_many_fields_is_found() {
+        let mut json = String::from(r#"{"id":"1","msg":1"#);
+        for i in 0..100 {
+            json.push_str(&format!(r#","f{i}":{i}"#));
+        }
+        assert!(parse(&format!("{json}}}")).is_ok());
+        assert_eq!(
+            parse(&format!(r#"{json},"f57":0}}"#)),
+            Err("duplicate field \"f57\"".to_string())
+        );
+    }
+
+    #[test]
+    fn missing_id_or_msg_is_rejected() {
+        assert_eq!(parse(r#"{"msg":1}"#), Err("missing field 'id'".to_string()));
+        assert_eq!(
+            parse(r#"{"id":"1"}"#),
+            Err("missing field 'msg'".to_string())
+        );
+        assert!(parse("{}").is_err());
+    }
+
+    #[test]
+    fn not_an_object_is_rejected() {
+        for json in ["[]", "1", "\"s\"", "null", "notjson", ""] {
+            assert_eq!(
+                parse(json),
+                Err("event must be a JSON object".to_string()),
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_json_is_rejected() {
+        for json in [
+            "{",
+            r#"{"id":"1","msg":1"#,
+            r#"{"id":"1","msg":1}x"#,
+            r#"{"id":"1","msg":1,}"#,
+            r#"{"id":"1","msg":01}"#,
+            r#"{"id":"1","msg":"\ud800"}"#,
+            r#"{"id":"1","msg":"\udc00x"}"#,
+            r#"{"id":"1","msg":["\ud800\u0041"]}"#,
+            r#"{"id":"1","msg":1,"x":{"k":"\\\ud83d"}}"#,
+            r#"{"id":"1","msg":1,"\ud800":1}"#,
+            "{\"id\":\"1\",\"msg\":\"a\tb\"}",
+        ] {
+            let err = parse(json).unwrap_err();
+            assert!(err.starts_with("event is not valid JSON"), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn surrogate_pairs_and_escaped_backslashes_are_accepted() {
+        let e = parse(r#"{"id":"1","msg":"\ud83d\ude00 \\ud800 \\\\","x":"\u00e9"}"#).unwrap();
+        let v = delivered(e, 1, false);
+        assert_eq!(v["msg"], json!("\u{1f600} \\ud800 \\\\"));
+        assert_eq!(v["x"], json!("é"));
+    }
+
+    #[test]
+    fn escaped_keys_are_re_escaped() {
+        let e = parse(r#"{"id":"1","msg":1,"a\"b\u00e9":2}"#).unwrap();
+        assert!(e.body.ends_with(r#","a\"bé":2"#.as_bytes()));
+        assert_eq!(delivered(e, 1, false)["a\"bé"], json!(2));
+    }
+
+    #[test]
+    fn whitespace_around_and_inside_is_accepted_and_cr_removed() {
+        let e = parse(" {\t\"id\" : \"1\" ,\r\"msg\":[1,\r2] } \r").unwrap();
+        assert!(!e.body.contains(&b'\r'));
+        assert_eq!(delivered(e, 1, false)["msg"], json!([1, 2]));
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow_the_stack() {
+        let deep = format!(
+            r#"{{"id":"1","msg":{}{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(parse(&deep).is_ok());
+    }
+
+    #[test]
+    fn topic_is_escaped_even_if_not_validated() {
+        let e = EventInput::parse("a\"b", r#"{"id":"1","msg":1}"#).unwrap();
+        assert_eq!(delivered(e, 1, false)["topic"], json!("a\"b"));
+    }
+
+    #[test]
+    fn json_string_writer_escapes_controls() {
+        let mut out = Vec::new();
+        write_json_str(&mut out, "\u{0}\u{1f}\u{8}\u{c}é\"\\");
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, r#""\u0000\u001f\b\fé\"\\""#);
+        assert_eq!(
+            serde_json::from_str::<String>(&text).unwrap(),
+            "\u{0}\u{1f}\u{8}\u{c}é\"\\"
+        );
+    }
+
+    #[test]
+    fn u64_writer_writes_decimal() {
+        for n in [0, 9, 10, 1650054011933, u64::MAX] {
+            let mut out = Vec::new();
+            write_u64(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+    }
 }

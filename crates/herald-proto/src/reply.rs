@@ -226,7 +226,13 @@ mod tests {
                 },
                 "+OK duplicate tweets 1",
             ),
-            (Reply::Acked { topic: t.clone(), id }, "+OK acked tweets 1"),
+            (
+                Reply::Acked {
+                    topic: t.clone(),
+                    id,
+                },
+                "+OK acked tweets 1",
+            ),
             (Reply::Subscribed(t.clone()), "+OK subscribed tweets"),
             (Reply::Unsubscribed(t.clone()), "+OK unsubscribed tweets"),
             (Reply::Named("bob".into()), "+OK name bob"),

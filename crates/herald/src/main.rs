@@ -1,1 +1,136 @@
-fn main() {}
+//! The `herald` binary: `serve` runs the broker; the other subcommands
+//! inspect a data directory or talk to a running broker.
+#![forbid(unsafe_code)]
+
+mod offline;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use herald_server::{Config, FsyncMode};
+use std::path::PathBuf;
+use tracing_subscriber::EnvFilter;
+
+/// Herald: a prioritised, acknowledged, durable message broker that you can
+/// drive with telnet.
+#[derive(Parser)]
+#[command(name = "herald", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the broker in the foreground (logs to stderr; SIGINT/SIGTERM stop it cleanly).
+    Serve(ServeArgs),
+    /// Print the unacknowledged events of a stopped broker's data directory,
+    /// in the seed's per-topic JSON shape.
+    Dump {
+        /// Data directory of a stopped broker.
+        #[arg(long, env = "HERALD_DATA", default_value = "./data")]
+        data: PathBuf,
+        /// Only this topic: prints {"<subscriber>": [events...]}. Without it,
+        /// prints {"<topic>": {"<subscriber>": [events...]}}.
+        topic: Option<String>,
+    },
+    /// Verify every record of a data directory's log; exits 1 on corruption.
+    Check {
+        /// Data directory to check.
+        #[arg(long, env = "HERALD_DATA", default_value = "./data")]
+        data: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (use port 0 for any free port; the log says which).
+    #[arg(long, env = "HERALD_LISTEN", default_value = "127.0.0.1:8000")]
+    listen: String,
+    /// Directory of the durable log (created if missing).
+    #[arg(long, env = "HERALD_DATA", default_value = "./data")]
+    data: PathBuf,
+    /// When writes are forced to disk: `always` answers `+OK published` only
+    /// after fdatasync (group commit); `interval` answers once written to the
+    /// OS and fdatasyncs about once a second.
+    #[arg(long, env = "HERALD_FSYNC", default_value = "always")]
+    fsync: FsyncMode,
+    /// Longest accepted command line in bytes; longer ones get `-ERR line_too_long`.
+    #[arg(long, env = "HERALD_MAX_LINE_BYTES", default_value_t = herald_proto::MAX_LINE_BYTES)]
+    max_line_bytes: usize,
+    /// Size of one log segment file in bytes.
+    #[arg(long, env = "HERALD_SEGMENT_BYTES", default_value_t = herald_log::DEFAULT_SEGMENT_BYTES)]
+    segment_bytes: u64,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("HERALD_LOG")
+                .or_else(|_| EnvFilter::try_from_default_env())
+                .unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
+        .init();
+    let result = match cli.command {
+        Cmd::Serve(args) => serve(args),
+        Cmd::Dump { data, topic } => offline::dump(&data, topic.as_deref()),
+        Cmd::Check { data } => offline::check(&data),
+    };
+    if let Err(e) = result {
+        eprintln!("herald: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    anyhow::ensure!(
+        args.max_line_bytes > 0,
+        "--max-line-bytes must be at least 1"
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("herald-io")
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let mut config = Config::new(&args.data);
+        config.fsync = args.fsync;
+        config.max_line_bytes = args.max_line_bytes;
+        config.segment_bytes = args.segment_bytes;
+        herald_server::run(listener, config, shutdown_signal())
+            .await
+            .with_context(|| format!("broker on {}", args.data.display()))
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,652 @@
+//! The broker thread: the single owner of the [`Broker`] state and the [`Log`].
+//!
+//! Connection tasks send it parsed commands through one bounded channel; it
+//! answers through one unbounded channel per connection (what it writes there
+//! is bounded by the commands a connection sent and by prefetch).
+//!
+//! One loop iteration is one batch: take every input waiting (up to a cap),
+//! apply each command to the broker, append its changes to the log buffer,
+//! `write` the buffer once, then release replies. Durability decides when a
+//! reply may go out (PROTOCOL.md section 7):
+//! - `--fsync always`: a reply whose command recorded a change other than an
+//!   ack or delivery waits until the fsync thread reports its LSN synced;
+//!   acks only wait for the write, which happened before any release.
+//! - `--fsync interval`: every reply goes out after the batch is written.
+//!
+//! Replies stay in command order per connection: once one reply of a
+//! connection is held, everything after it (replies and deliveries) is held
+//! behind it. Events are delivered only once durable (the broker's gate,
+//! advanced with `set_durable`).
+//!
+//! It is an OS thread, not a tokio task, because it does blocking file IO.
+
+use crate::config::{Config, FsyncMode};
+use crate::sync::SyncRequest;
+use bytes::{Bytes, BytesMut};
+use herald_core::{Broker, Change, ConnId, Effects, Output, Seq};
+use herald_log::{Log, Lsn};
+use herald_proto::{Command, ErrorCode, ParseError, Reply, write_delivery};
+use std::collections::VecDeque;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, warn};
+
+/// What connection tasks and helpers send to the broker thread.
+pub enum Input {
+    /// A new connection and the channel to write to it.
+    Connect {
+        /// Its id.
+        conn: ConnId,
+        /// Where its output goes.
+        tx: mpsc::UnboundedSender<Outbound>,
+    },
+    /// Commands read from a connection, in order (parse errors included, so
+    /// that their replies keep their place).
+    Commands {
+        /// The connection.
+        conn: ConnId,
+        /// Parsed lines.
+        commands: Vec<Result<Command, ParseError>>,
+    },
+    /// The client sent nothing more (EOF): answer what it sent, then close.
+    EndOfInput {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// The connection is gone.
+    Disconnect {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// The fsync thread made everything up to `lsn` durable.
+    Synced {
+        /// Durable up to here.
+        lsn: Lsn,
+    },
+    /// The fsync thread failed: nothing after the last sync may be acknowledged.
+    SyncFailed {
+        /// The error.
+        error: std::io::Error,
+    },
+    /// Periodic wake-up: interval syncs, compaction, retries.
+    Tick,
+    /// Flush, sync and stop.
+    Shutdown {
+        /// Signalled when the log is synced.
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// What the broker thread sends a connection task.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Bytes to write.
+    Data(Bytes),
+    /// Close after writing everything before this.
+    Close,
+}
+
+/// Most inputs taken in one batch, so that one busy connection cannot delay
+/// the replies of a batch forever.
+const MAX_INPUTS_PER_BATCH: usize = 1024;
+/// Events copied forward per batch while compacting, so compaction never
+/// delays publishing by more than a batch.
+const COMPACTION_COPIES_PER_BATCH: usize = 2048;
+/// Interval between fsyncs in `--fsync interval` mode.
+const SYNC_INTERVAL_MS: u64 = 1000;
+
+struct ConnState {
+    tx: mpsc::UnboundedSender<Outbound>,
+    /// Output released in this batch.
+    out: BytesMut,
+    /// Output waiting for the log to be synced up to each LSN, in order.
+    held: VecDeque<(Lsn, BytesMut)>,
+    /// `quit` was answered: nothing more is written after `+OK bye`.
+    closing: bool,
+    close_sent: bool,
+}
+
+struct Compaction {
+    /// Every segment before this one is replaced by the copies.
+    boundary: herald_log::SegmentId,
+    work: Vec<(std::sync::Arc<str>, std::sync::Arc<herald_core::Event>)>,
+    next: usize,
+    copied: u64,
+    started: Instant,
+}
+
+/// The broker thread's state.
+pub struct BrokerThread {
+    broker: Broker,
+    log: Log,
+    config: Config,
+    conns: rustc_hash_map::Map<ConnState>,
+    /// Connections with output to send at the end of the batch.
+    dirty: Vec<ConnId>,
+    /// Connections with held output.
+    holding: Vec<ConnId>,
+    /// Connections to close once their output is sent.
+    to_close: Vec<ConnId>,
+    /// (LSN of a published event's record, its Seq), oldest first.
+    unsynced_events: VecDeque<(Lsn, Seq)>,
+    synced: Lsn,
+    sync_in_flight: bool,
+    sync_tx: std_mpsc::Sender<SyncRequest>,
+    last_sync: Instant,
+    compaction: Option<Compaction>,
+    unavailable_since: Option<Instant>,
+    fatal: Option<String>,
+    fx: Effects,
+}
+
+mod rustc_hash_map {
+    //! A `ConnId`-keyed map; connection ids are small counters, so the
+    //! default SipHash would only cost time.
+    use herald_core::ConnId;
+    use std::collections::HashMap;
+    use std::hash::BuildHasherDefault;
+
+    #[derive(Default)]
+    pub struct IdHasher(u64);
+    impl std::hash::Hasher for IdHasher {
+        fn finish(&self) -> u64 {
+            self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                self.0 = (self.0 << 8) | b as u64;
+            }
+        }
+        fn write_u64(&mut self, n: u64) {
+            self.0 = n;
+        }
+    }
+    pub type Map<V> = HashMap<ConnId, V, BuildHasherDefault<IdHasher>>;
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl BrokerThread {
+    /// A broker thread over a recovered broker and its open log.
+    pub fn new(
+        broker: Broker,
+        log: Log,
+        config: Config,
+        sync_tx: std_mpsc::Sender<SyncRequest>,
+    ) -> Self {
+        let synced = log.written();
+        BrokerThread {
+            broker,
+            log,
+            config,
+            conns: Default::default(),
+            dirty: Vec::new(),
+            holding: Vec::new(),
+            to_close: Vec::new(),
+            unsynced_events: VecDeque::new(),
+            synced,
+            sync_in_flight: false,
+            sync_tx,
+            last_sync: Instant::now(),
+            compaction: None,
+            unavailable_since: None,
+            fatal: None,
+            fx: Effects::new(),
+        }
+    }
+
+    /// Runs until `Shutdown` or until every sender is gone. Returns an error
+    /// if the log failed (the broker stops rather than acknowledge what it
+    /// could not store).
+    pub fn run(mut self, mut rx: mpsc::Receiver<Input>) -> Result<(), String> {
+        let mut inputs = Vec::with_capacity(MAX_INPUTS_PER_BATCH);
+        let mut shutdown: Option<oneshot::Sender<()>> = None;
+        loop {
+            let Some(first) = rx.blocking_recv() else {
+                break;
+            };
+            inputs.push(first);
+            while inputs.len() < MAX_INPUTS_PER_BATCH {
+                match rx.try_recv() {
+                    Ok(input) => inputs.push(input),
+                    Err(_) => break,
+                }
+            }
+            let now = now_ms();
+            for input in inputs.drain(..) {
+                match input {
+                    Input::Shutdown { done } => shutdown = Some(done),
+                    other => self.on_input(other, now),
+                }
+            }
+            self.compact_step();
+            self.end_batch();
+            if let Some(reason) = self.fatal.take() {
+                self.close_all();
+                return Err(reason);
+            }
+            if shutdown.is_some() {
+                break;
+            }
+        }
+        // Graceful stop: everything written is synced, so every held reply
+        // may go out before the connections close.
+        match self.log.sync() {
+            Ok(lsn) => self.on_synced(lsn),
+            Err(e) => error!(cause = %e, "final log sync failed"),
+        }
+        self.flush_outputs();
+        self.close_all();
+        info!(
+            "log synced ({} bytes in {} segments)",
+            self.log.total_bytes(),
+            self.log.segments().len()
+        );
+        if let Some(done) = shutdown {
+            let _ = done.send(());
+        }
+        Ok(())
+    }
+
+    fn on_input(&mut self, input: Input, now: u64) {
+        match input {
+            Input::Connect { conn, tx } => {
+                self.broker.connect(conn);
+                self.conns.insert(
+                    conn,
+                    ConnState {
+                        tx,
+                        out: BytesMut::new(),
+                        held: VecDeque::new(),
+                        closing: false,
+                        close_sent: false,
+                    },
+                );
+            }
+            Input::Commands { conn, commands } => {
+                for command in commands {
+                    self.on_command(conn, command, now);
+                }
+            }
+            Input::EndOfInput { conn } => self.close_after_output(conn),
+            Input::Disconnect { conn } => {
+                self.broker.disconnect(conn, &mut self.fx);
+                self.apply_effects(None);
+                self.conns.remove(&conn);
+            }
+            Input::Synced { lsn } => {
+                self.sync_in_flight = false;
+                self.last_sync = Instant::now();
+                self.on_synced(lsn);
+            }
+            Input::SyncFailed { error } => {
+                self.sync_in_flight = false;
+                error!(cause = %error, "fdatasync of the log failed; stopping without acknowledging unsynced changes");
+                self.fatal = Some(format!("fdatasync failed: {error}"));
+            }
+            Input::Tick => {}
+            Input::Shutdown { .. } => {}
+        }
+    }
+
+    fn on_command(&mut self, conn: ConnId, command: Result<Command, ParseError>, now: u64) {
+        if self.conns.get(&conn).is_none_or(|c| c.closing) {
+            return;
+        }
+        let command = match command {
+            Ok(c) => c,
+            Err(e) => {
+                debug!(conn = conn.0, code = %e.code(), "rejected line");
+                self.push_reply(conn, &e.to_reply(), Lsn::default());
+                return;
+            }
+        };
+        debug!(conn = conn.0, ?command, "command");
+        if Broker::is_mutating(&command) {
+            let bound = self.broker.record_bound(&command);
+            if let Err(reason) = self.make_room(bound) {
+                let reply = Reply::error(
+                    ErrorCode::Unavailable,
+                    format!("cannot store the change: {reason}"),
+                );
+                self.push_reply(conn, &reply, Lsn::default());
+                return;
+            }
+        }
+        self.broker.handle(conn, command, now, &mut self.fx);
+        self.apply_effects(Some(conn));
+    }
+
+    /// Makes sure the current segment can take `bound` more bytes.
+    fn make_room(&mut self, bound: u64) -> Result<(), String> {
+        if self.log.has_room(bound) {
+            return Ok(());
+        }
+        let metadata = self.broker.metadata();
+        match self.log.rotate(&metadata, bound) {
+            Ok(()) => {
+                if let Some(since) = self.unavailable_since.take() {
+                    info!(
+                        "log writable again after {:.1}s",
+                        since.elapsed().as_secs_f64()
+                    );
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if self.unavailable_since.is_none() {
+                    warn!(cause = %e, "cannot start a new log segment; refusing changes until it can");
+                    self.unavailable_since = Some(Instant::now());
+                }
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Logs the changes in `self.fx` and routes its outputs. `origin` is the
+    /// connection whose command produced them: its reply waits for the
+    /// changes to be durable.
+    fn apply_effects(&mut self, origin: Option<ConnId>) {
+        let mut gate = Lsn::default();
+        for change in self.fx.changes.drain(..) {
+            let lsn = self.log.append(&change);
+            if let Change::Published { event, .. } = &change {
+                self.unsynced_events.push_back((lsn, event.seq));
+            }
+            if self.config.fsync == FsyncMode::Always && change.needs_sync() {
+                gate = lsn;
+            }
+        }
+        let outputs = std::mem::take(&mut self.fx.outputs);
+        let mut scratch = BytesMut::new();
+        for output in &outputs {
+            match output {
+                Output::Reply { conn, reply } => {
+                    let gate = if Some(*conn) == origin {
+                        gate
+                    } else {
+                        Lsn::default()
+                    };
+                    self.push_reply(*conn, reply, gate);
+                }
+                Output::Deliver {
+                    conn,
+                    event,
+                    redelivered,
+                } => {
+                    scratch.clear();
+                    write_delivery(event.body(), *redelivered, &mut scratch);
+                    self.push_bytes(*conn, &scratch, Lsn::default());
+                }
+            }
+        }
+        self.fx.outputs = outputs;
+        self.fx.outputs.clear();
+    }
+
+    fn push_reply(&mut self, conn: ConnId, reply: &Reply, gate: Lsn) {
+        let mut line = BytesMut::with_capacity(64);
+        reply.encode(&mut line);
+        self.push_bytes(conn, &line, gate);
+        if *reply == Reply::Bye {
+            self.close_after_output(conn);
+        }
+    }
+
+    /// Nothing more is written to `conn` after what is already queued; it
+    /// is closed once that is sent.
+    fn close_after_output(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn)
+            && !c.closing
+        {
+            c.closing = true;
+            if c.held.is_empty() {
+                self.to_close.push(conn);
+            }
+        }
+    }
+
+    /// Appends output for `conn`, held behind `gate` (or behind anything
+    /// already held for it).
+    fn push_bytes(&mut self, conn: ConnId, bytes: &[u8], gate: Lsn) {
+        let synced = self.synced;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.closing {
+            return;
+        }
+        if gate > synced {
+            if c.held.is_empty() {
+                self.holding.push(conn);
+            }
+            c.held.push_back((gate, BytesMut::from(bytes)));
+        } else if let Some((_, last)) = c.held.back_mut() {
+            last.extend_from_slice(bytes);
+        } else {
+            if c.out.is_empty() {
+                self.dirty.push(conn);
+            }
+            c.out.extend_from_slice(bytes);
+        }
+    }
+
+    fn on_synced(&mut self, lsn: Lsn) {
+        if lsn > self.synced {
+            self.synced = lsn;
+        }
+        let mut durable = None;
+        while let Some(&(event_lsn, seq)) = self.unsynced_events.front() {
+            if event_lsn > self.synced {
+                break;
+            }
+            durable = Some(seq);
+            self.unsynced_events.pop_front();
+        }
+        if let Some(seq) = durable {
+            self.release_held();
+            self.broker.set_durable(seq, &mut self.fx);
+            self.apply_effects(None);
+        } else {
+            self.release_held();
+        }
+    }
+
+    fn release_held(&mut self) {
+        let synced = self.synced;
+        let holding = std::mem::take(&mut self.holding);
+        for conn in holding {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            while let Some((gate, _)) = c.held.front() {
+                if *gate > synced {
+                    break;
+                }
+                if let Some((_, bytes)) = c.held.pop_front() {
+                    if c.out.is_empty() {
+                        self.dirty.push(conn);
+                    }
+                    c.out.extend_from_slice(&bytes);
+                }
+            }
+            if !c.held.is_empty() {
+                self.holding.push(conn);
+            } else if c.closing {
+                self.to_close.push(conn);
+            }
+        }
+    }
+
+    /// Write the batch, advance durability, send output, ask for a sync.
+    fn end_batch(&mut self) {
+        if let Err(e) = self.log.write() {
+            error!(cause = %e, "log write failed; stopping without acknowledging unwritten changes");
+            self.fatal = Some(format!("log write failed: {e}"));
+            return;
+        }
+        if self.config.fsync == FsyncMode::Interval {
+            // Written to the OS is the durability this mode promises.
+            let written = self.log.written();
+            self.on_synced_interval(written);
+        }
+        self.flush_outputs();
+        self.request_sync();
+    }
+
+    fn on_synced_interval(&mut self, written: Lsn) {
+        if let Some(&(_, seq)) = self.unsynced_events.back() {
+            self.unsynced_events.clear();
+            self.broker.set_durable(seq, &mut self.fx);
+            self.apply_effects(None);
+        }
+        let _ = written;
+        // Delivery records made just now go out with this batch too.
+        if let Err(e) = self.log.write() {
+            error!(cause = %e, "log write failed");
+            self.fatal = Some(format!("log write failed: {e}"));
+        }
+    }
+
+    fn request_sync(&mut self) {
+        if self.sync_in_flight {
+            return;
+        }
+        let written = self.log.written();
+        if written <= self.synced {
+            return;
+        }
+        if self.config.fsync == FsyncMode::Interval
+            && self.last_sync.elapsed() < Duration::from_millis(SYNC_INTERVAL_MS)
+        {
+            return;
+        }
+        if let Some((file, lsn)) = self.log.sync_target() {
+            if self.sync_tx.send(SyncRequest { file, lsn }).is_ok() {
+                self.sync_in_flight = true;
+            } else {
+                self.fatal = Some("the fsync thread is gone".into());
+            }
+        }
+    }
+
+    fn flush_outputs(&mut self) {
+        for conn in self.dirty.drain(..) {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            if c.out.is_empty() {
+                continue;
+            }
+            let data = c.out.split().freeze();
+            let _ = c.tx.send(Outbound::Data(data));
+        }
+        for conn in self.to_close.drain(..) {
+            if let Some(c) = self.conns.get_mut(&conn)
+                && !c.close_sent
+            {
+                c.close_sent = true;
+                let _ = c.tx.send(Outbound::Close);
+            }
+        }
+    }
+
+    fn close_all(&mut self) {
+        for (_, c) in self.conns.drain() {
+            let _ = c.tx.send(Outbound::Close);
+        }
+    }
+
+    // ---- compaction ---------------------------------------------------
+
+    /// Starts a compaction when the log holds much more than the live data,
+    /// and copies a bounded number of live events forward per batch.
+    fn compact_step(&mut self) {
+        if self.compaction.is_none() {
+            self.maybe_start_compaction();
+            return;
+        }
+        let Some(mut job) = self.compaction.take() else {
+            return;
+        };
+        let end = (job.next + COMPACTION_COPIES_PER_BATCH).min(job.work.len());
+        while job.next < end {
+            let (topic, event) = &job.work[job.next];
+            if let Some(change) = self.broker.rewrite_record(topic, event) {
+                if self.make_room(event.size() as u64 + 4096).is_err() {
+                    // Out of space: give up, old segments stay; retried later.
+                    return;
+                }
+                self.log.append(&change);
+                job.copied += 1;
+            }
+            job.next += 1;
+        }
+        if job.next < job.work.len() {
+            self.compaction = Some(job);
+            return;
+        }
+        // The copies must be on disk before the originals go.
+        if let Err(e) = self.log.sync() {
+            error!(cause = %e, "log sync during compaction failed");
+            self.fatal = Some(format!("log sync failed: {e}"));
+            return;
+        }
+        let synced = self.log.written();
+        self.on_synced(synced);
+        match self.log.delete_segments_before(job.boundary) {
+            Ok(freed) => info!(
+                copied = job.copied,
+                freed_bytes = freed,
+                ms = job.started.elapsed().as_millis() as u64,
+                "log compacted"
+            ),
+            Err(e) => warn!(cause = %e, "deleting compacted segments failed"),
+        }
+    }
+
+    fn maybe_start_compaction(&mut self) {
+        let segments = self.log.segments();
+        if segments.len() < 3 {
+            return;
+        }
+        let total = self.log.total_bytes();
+        let live = self.broker.durable_bytes() + self.broker.durable_events() * 64;
+        if total < 2 * live + self.config.segment_bytes {
+            return;
+        }
+        // Everything before a fresh segment gets replaced by copies written
+        // from here on; the fresh segment starts with the metadata snapshot.
+        let metadata = self.broker.metadata();
+        if let Err(e) = self.log.rotate(&metadata, 0) {
+            debug!(cause = %e, "compaction postponed: cannot rotate");
+            return;
+        }
+        let Some(boundary) = self.log.current_segment() else {
+            return;
+        };
+        let work = self
+            .broker
+            .durable_events_before(Seq(self.broker.last_seq().0 + 1));
+        debug!(
+            segments = segments.len(),
+            total_bytes = total,
+            live_bytes = live,
+            events = work.len(),
+            "compaction started"
+        );
+        self.compaction = Some(Compaction {
+            boundary,
+            work,
+            next: 0,
+            copied: 0,
+            started: Instant::now(),
+        });
+    }
+}

@@ -1,0 +1,62 @@
+//! Server settings.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// When a batch of log writes is forced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FsyncMode {
+    /// `+OK published` only after the batch holding the event is fdatasync'ed.
+    #[default]
+    Always,
+    /// Replies once written to the OS; fdatasync about once a second.
+    Interval,
+}
+
+impl FromStr for FsyncMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "always" => Ok(FsyncMode::Always),
+            "interval" => Ok(FsyncMode::Interval),
+            other => Err(format!(
+                "unknown fsync mode '{other}' (expected 'always' or 'interval')"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for FsyncMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FsyncMode::Always => "always",
+            FsyncMode::Interval => "interval",
+        })
+    }
+}
+
+/// Everything `run` needs besides the listener.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory of the log.
+    pub data_dir: PathBuf,
+    /// When batches are fdatasync'ed.
+    pub fsync: FsyncMode,
+    /// Longest accepted line, in bytes before the LF.
+    pub max_line_bytes: usize,
+    /// Size of a log segment file.
+    pub segment_bytes: u64,
+}
+
+impl Config {
+    /// Defaults with the given data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            data_dir: data_dir.into(),
+            fsync: FsyncMode::Always,
+            max_line_bytes: herald_proto::MAX_LINE_BYTES,
+            segment_bytes: herald_log::DEFAULT_SEGMENT_BYTES,
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! One task per client connection: read lines, parse them, hand them to the
+//! broker thread; write what the broker thread sends back.
+//!
+//! Parsing happens here, on the tokio workers, so the broker thread only
+//! applies commands. Reading and writing share one task and one `select!`
+//! so that a client that pipelines without reading its replies cannot
+//! deadlock us: we keep reading while output is pending, up to
+//! `MAX_PENDING_OUTPUT_BYTES`, and only then stop reading (TCP backpressure).
+
+use crate::broker_thread::{Input, Outbound};
+use bytes::BytesMut;
+use herald_core::ConnId;
+use herald_proto::{Command, Frame, LineDecoder, ParseError, parse_line};
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+/// Output a connection may have pending before we stop reading its commands.
+const MAX_PENDING_OUTPUT_BYTES: usize = 8 * 1024 * 1024;
+/// Read buffer growth step.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Serves one connection until either side closes it.
+pub async fn serve(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    conn: ConnId,
+    broker: mpsc::Sender<Input>,
+    max_line_bytes: usize,
+) {
+    let _ = socket.set_nodelay(true);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    if broker.send(Input::Connect { conn, tx }).await.is_err() {
+        return;
+    }
+    info!(conn = conn.0, %peer, "connection opened");
+    let reason = run(&mut socket, conn, &broker, &mut rx, max_line_bytes).await;
+    let _ = broker.send(Input::Disconnect { conn }).await;
+    info!(conn = conn.0, %peer, reason, "connection closed");
+}
+
+async fn run(
+    socket: &mut TcpStream,
+    conn: ConnId,
+    broker: &mpsc::Sender<Input>,
+    rx: &mut mpsc::UnboundedReceiver<Outbound>,
+    max_line_bytes: usize,
+) -> &'static str {
+    let (mut reader, mut writer) = socket.split();
+    let mut decoder = LineDecoder::new(max_line_bytes);
+    let mut inbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut out = BytesMut::new();
+    let greeting = format!("{}\r\n", herald_proto::greeting());
+    out.extend_from_slice(greeting.as_bytes());
+    let mut quitting = false;
+    let mut closing = false;
+    let mut read_open = true;
+    loop {
+        if closing && out.is_empty() {
+            let _ = writer.shutdown().await;
+            return "quit";
+        }
+        let can_read = read_open && !quitting && out.len() < MAX_PENDING_OUTPUT_BYTES;
+        tokio::select! {
+            biased;
+            msg = rx.recv() => match msg {
+                Some(Outbound::Data(data)) => out.extend_from_slice(&data),
+                Some(Outbound::Close) => closing = true,
+                None => {
+                    // The broker stopped: write what we have, then close.
+                    let _ = writer.write_all(&out).await;
+                    let _ = writer.shutdown().await;
+                    return "server stopping";
+                }
+            },
+            res = writer.write_buf(&mut out), if !out.is_empty() => {
+                if res.is_err() {
+                    return "write error";
+                }
+            }
+            res = reader.read_buf(&mut inbuf), if can_read => {
+                match res {
+                    Ok(0) => {
+                        // A half-closed client still gets the replies to
+                        // what it sent; the broker closes after them.
+                        read_open = false;
+                        if broker.send(Input::EndOfInput { conn }).await.is_err() {
+                            return "server stopping";
+                        }
+                    }
+                    Ok(_) => {
+                        let commands = decode_all(&mut decoder, &mut inbuf, &mut quitting);
+                        if !commands.is_empty()
+                            && broker.send(Input::Commands { conn, commands }).await.is_err()
+                        {
+                            return "server stopping";
+                        }
+                        if inbuf.capacity() - inbuf.len() < 4096 {
+                            inbuf.reserve(READ_CHUNK_BYTES);
+                        }
+                    }
+                    Err(_) => return "read error",
+                }
+            }
+        }
+    }
+}
+
+/// Parses every complete line in `inbuf`. After `quit`, the rest is ignored.
+fn decode_all(
+    decoder: &mut LineDecoder,
+    inbuf: &mut BytesMut,
+    quitting: &mut bool,
+) -> Vec<Result<Command, ParseError>> {
+    let mut commands = Vec::new();
+    while !*quitting {
+        let Some(frame) = decoder.decode(inbuf) else {
+            break;
+        };
+        let parsed = match frame {
+            Frame::TooLong => Err(ParseError::LineTooLong),
+            Frame::Line(line) => match parse_line(&line) {
+                Ok(None) => continue,
+                Ok(Some(command)) => Ok(command),
+                Err(e) => Err(e),
+            },
+        };
+        if matches!(parsed, Ok(Command::Quit)) {
+            *quitting = true;
+            debug!("quit received");
+        }
+        commands.push(parsed);
+    }
+    if *quitting {
+        inbuf.clear();
+    }
+    commands
+}

@@ -1,0 +1,156 @@
+//! `run`: recover the log, start the broker and fsync threads, accept
+//! connections until the shutdown future resolves, then stop cleanly.
+
+use crate::broker_thread::{BrokerThread, Input};
+use crate::config::Config;
+use crate::connection;
+use herald_core::{Broker, ConnId};
+use herald_log::{Log, LogConfig};
+use std::future::Future;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+/// Capacity of the broker thread's input channel, in messages (each a batch
+/// of commands from one read): a full channel makes connection tasks wait,
+/// which stops them reading, which is TCP backpressure on publishers.
+const INPUT_QUEUE_MESSAGES: usize = 4096;
+/// Wake-up period for interval syncs, compaction and retries.
+const TICK_MS: u64 = 200;
+
+/// Why the server could not run or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Opening or recovering the log failed.
+    #[error(transparent)]
+    Log(#[from] herald_log::Error),
+    /// Starting a thread failed.
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+    /// The broker stopped because the log could not be written or synced.
+    #[error("broker stopped: {0}")]
+    Broker(String),
+}
+
+/// Recovers the state in `config.data_dir`, then serves `listener` until
+/// `shutdown` resolves. On shutdown it stops accepting, syncs the log and
+/// returns `Ok(())`.
+///
+/// # Errors
+/// If the log cannot be opened (locked, corrupt, unreadable) or fails while
+/// running.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let log_config = LogConfig {
+        dir: config.data_dir.clone(),
+        segment_bytes: config.segment_bytes,
+    };
+    let (broker, log, report) = tokio::task::spawn_blocking(move || {
+        let mut broker = Broker::new();
+        let (log, report) = Log::open(log_config, |change| broker.replay(change))?;
+        broker.finish_replay();
+        Ok::<_, herald_log::Error>((broker, log, report))
+    })
+    .await
+    .map_err(|e| Error::Broker(format!("recovery panicked: {e}")))??;
+    info!(
+        dir = %config.data_dir.display(),
+        segments = report.segments,
+        records = report.records,
+        bytes = report.bytes,
+        topics = broker.topic_names().len(),
+        pending_events = broker.durable_events(),
+        ms = started.elapsed().as_millis() as u64,
+        "recovered"
+    );
+    if let Some((path, offset)) = &report.torn_tail {
+        warn!(file = %path.display(), offset, "truncated a torn tail (an unfinished write from a crash)");
+    }
+
+    let (tx, rx) = mpsc::channel::<Input>(INPUT_QUEUE_MESSAGES);
+    let (sync_tx, sync_thread) = crate::sync::spawn(tx.clone()).map_err(Error::Thread)?;
+    let max_line_bytes = config.max_line_bytes;
+    let fsync = config.fsync;
+    let core = BrokerThread::new(broker, log, config, sync_tx);
+    let (result_tx, result_rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("herald-broker".into())
+        .spawn(move || {
+            let _ = result_tx.send(core.run(rx));
+        })
+        .map_err(Error::Thread)?;
+
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, %fsync, "listening");
+    }
+    let ticker = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(TICK_MS));
+            loop {
+                every.tick().await;
+                if tx.send(Input::Tick).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+
+    let mut result_rx = result_rx;
+    let mut next_conn = 0u64;
+    tokio::pin!(shutdown);
+    let broker_result = loop {
+        tokio::select! {
+            _ = &mut shutdown => break None,
+            res = &mut result_rx => break Some(res),
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    next_conn += 1;
+                    let conn = ConnId(next_conn);
+                    tokio::spawn(connection::serve(socket, peer, conn, tx.clone(), max_line_bytes));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little
+                    // rather than spin.
+                    warn!(cause = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    };
+    drop(listener);
+    ticker.abort();
+
+    let result = match broker_result {
+        Some(res) => res.unwrap_or_else(|_| Err("broker thread panicked".into())),
+        None => {
+            info!("shutting down");
+            let (done_tx, done_rx) = oneshot::channel();
+            if tx.send(Input::Shutdown { done: done_tx }).await.is_ok() {
+                let _ = done_rx.await;
+            }
+            result_rx
+                .await
+                .unwrap_or_else(|_| Err("broker thread panicked".into()))
+        }
+    };
+    drop(tx);
+    let _ = tokio::task::spawn_blocking(move || sync_thread.join()).await;
+    // Let connection tasks write what the broker handed them last.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    match result {
+        Ok(()) => {
+            info!("stopped");
+            Ok(())
+        }
+        Err(reason) => {
+            error!(%reason, "broker stopped");
+            Err(Error::Broker(reason))
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! The fsync thread: group commit's second half.
+//!
+//! The broker thread writes each batch to the OS itself (one `pwrite`), then
+//! asks this thread to `fdatasync` the segment. While a sync runs, the broker
+//! keeps serving and writing, so the next sync covers every batch written
+//! meanwhile: one fdatasync per round, however many events it holds.
+
+use crate::broker_thread::Input;
+use herald_log::Lsn;
+use std::fs::File;
+use std::sync::Arc;
+use std::sync::mpsc;
+use tokio::sync::mpsc as tokio_mpsc;
+
+/// A request to make everything up to `lsn` durable by syncing `file`.
+pub struct SyncRequest {
+    /// The segment that holds the newest written bytes.
+    pub file: Arc<File>,
+    /// Durable once `file` is synced.
+    pub lsn: Lsn,
+}
+
+/// Starts the thread. It ends when the request sender is dropped.
+pub fn spawn(
+    broker: tokio_mpsc::Sender<Input>,
+) -> std::io::Result<(mpsc::Sender<SyncRequest>, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel::<SyncRequest>();
+    let handle = std::thread::Builder::new()
+        .name("herald-fsync".into())
+        .spawn(move || {
+            while let Ok(mut req) = rx.recv() {
+                // Requests that queued up meanwhile are covered by the newest.
+                while let Ok(newer) = rx.try_recv() {
+                    req = newer;
+                }
+                let reply = match req.file.sync_data() {
+                    Ok(()) => Input::Synced { lsn: req.lsn },
+                    Err(error) => Input::SyncFailed { error },
+                };
+                if broker.blocking_send(reply).is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok((tx, handle))
+}
