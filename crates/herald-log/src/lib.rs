@@ -2,14 +2,14 @@
 //! support and recovery.
 //!
 //! The broker thread owns one [`Log`]. While it processes a batch of
-//! commands it [`append`](Log::append)s the [`Change`]s they produce to an
+//! commands it [`append`](Log::append)s the [`Change`](herald_core::Change)s they produce to an
 //! in-memory buffer, then calls [`write`](Log::write) once (one `pwrite`).
 //! A separate fsync thread calls `sync_data()` on the file from
 //! [`sync_target`](Log::sync_target) and so makes every batch written before
 //! it durable at once (group commit). The log never fsyncs on the hot path.
 //! On restart [`Log::open`] feeds every record back to a callback.
 //!
-//! This crate knows the shape of a [`Change`], not what it means: it never
+//! This crate knows the shape of a [`Change`](herald_core::Change), not what it means: it never
 //! decides what to keep. Compaction is the caller's: it passes a snapshot to
 //! [`rotate`](Log::rotate) and later calls
 //! [`delete_segments_before`](Log::delete_segments_before).

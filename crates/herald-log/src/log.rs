@@ -12,7 +12,7 @@
 //!   holds valid records up to it (zeros or nothing after);
 //! - `appended() == written() + buf.len()`.
 
-use crate::codec::{self, encode};
+use crate::codec::encode;
 use crate::lock::DirLock;
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::{self, HEADER_BYTES, SegmentInfo};
@@ -142,7 +142,8 @@ impl Log {
 
     /// Whether the current segment can take `bytes` more (buffered and
     /// written included) within its preallocation. False when there is no
-    /// current segment yet.
+    /// current segment yet. [`encoded_len`](crate::encoded_len) gives the
+    /// bytes of a change.
     pub fn has_room(&self, bytes: u64) -> bool {
         self.current.as_ref().is_some_and(|c| {
             c.offset
@@ -355,11 +356,6 @@ impl Log {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.config.dir
-    }
-
-    /// Bytes [`append`](Self::append) would add for `change`.
-    pub fn encoded_len(change: &Change) -> u64 {
-        codec::encoded_len(change)
     }
 }
 

@@ -68,7 +68,10 @@ pub(crate) fn recover(dir: &Path, replay: &mut dyn FnMut(Change)) -> Result<Reco
                 return Err(Error::Corrupt {
                     segment: path,
                     offset: 0,
-                    reason: format!("segment {} is missing before it", SegmentId(prev.id.0 + 1)),
+                    reason: format!(
+                        "segment {} is missing before it",
+                        SegmentId(prev.id.0.saturating_add(1))
+                    ),
                 });
             }
         }

@@ -391,3 +391,9 @@ fn dir_lock_excludes_an_open_log() {
         Err(Error::Locked { .. })
     ));
 }
+
+#[test]
+fn log_can_move_to_the_broker_thread() {
+    fn is_send<T: Send>() {}
+    is_send::<Log>();
+}

@@ -165,6 +165,27 @@ mod rustc_hash_map {
     pub type Map<V> = HashMap<ConnId, V, BuildHasherDefault<IdHasher>>;
 }
 
+/// A short, one-line account of a command for debug logs.
+fn describe(command: &Command) -> String {
+    match command {
+        Command::Pub { topic, event } => format!(
+            "pub {topic} id={} priority={} ({} bytes)",
+            event.id,
+            event.priority,
+            event.body.len()
+        ),
+        Command::Sub { topic, prefetch } => format!("sub {topic} {prefetch}"),
+        Command::Unsub { topic } => format!("unsub {topic}"),
+        Command::Ack { topic, id } => format!("ack {topic} {id}"),
+        Command::Name { name } => format!("name {name}"),
+        Command::Create { topic } => format!("create {topic}"),
+        Command::Topics => "topics".into(),
+        Command::Stats { topic } => format!("stats {}", topic.as_deref().unwrap_or("")),
+        Command::Ping => "ping".into(),
+        Command::Quit => "quit".into(),
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -307,7 +328,7 @@ impl BrokerThread {
                 return;
             }
         };
-        debug!(conn = conn.0, ?command, "command");
+        debug!(conn = conn.0, command = %describe(&command), "command");
         if Broker::is_mutating(&command) {
             let bound = self.broker.record_bound(&command);
             if let Err(reason) = self.make_room(bound) {

@@ -75,7 +75,7 @@ pub fn change(i: u64) -> Change {
             holders: (0..i % 3)
                 .map(|h| Holder {
                     subscriber: name(format!("sub-{h}")),
-                    delivered: (i + h) % 2 == 0,
+                    delivered: (i + h).is_multiple_of(2),
                 })
                 .collect(),
         },
