@@ -18,4 +18,5 @@ pub mod queue;
 pub use broker::{Broker, ConnId, Effects, Output, TopicStats};
 pub use change::{Change, Holder};
 pub use event::{Event, Seq};
+pub use herald_proto::Command;
 pub use queue::PendingQueue;

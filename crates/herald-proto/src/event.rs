@@ -8,16 +8,17 @@
 //! Invariants of [`EventInput::body`] (and so of a stamped body):
 //! - it is a JSON object without its closing `}`, starting with `topic`, `id`
 //!   (always a JSON string) and `priority`, followed by every other field in
-//!   the order the publisher sent it, values byte for byte except that a CR
-//!   (which JSON allows only as whitespace between tokens) becomes a space;
-//! - it holds no CR or LF, so a delivery is one line whatever clients split on;
+//!   the order the publisher sent it, values byte for byte but for CR and LF;
+//! - it holds no CR or LF, so a delivery is one line whatever clients split on
+//!   (a raw value's CR or LF can only be whitespace between tokens, and
+//!   becomes a space);
 //! - it holds none of the names the broker adds (`timestamp`, `redelivered`),
 //!   so appending them cannot create a duplicate key.
 //!
 //! Parsing never builds a `serde_json::Value`: keys are borrowed from the
 //! line when they have no escapes and values are borrowed as raw JSON text,
-//! so validating an event costs one pass of the JSON scanner and two
-//! allocations (the field list and the body).
+//! so validating an event costs one pass of the JSON scanner and three
+//! allocations (the field list, the id and the body).
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -36,6 +37,9 @@ pub const RESERVED_FIELDS: [&str; 3] = ["topic", "timestamp", "redelivered"];
 /// Room left at the end of `body` for `,"timestamp":<u64>` (13 + 20 bytes),
 /// so that [`EventInput::stamp`] never reallocates.
 const STAMP_SPARE_BYTES: usize = 40;
+
+/// `{"topic":""`, `,"id":` and `,"priority":255`: 34 bytes, rounded up.
+const FIXED_BODY_BYTES: usize = 40;
 
 /// Up to this many fields, duplicate keys are found by comparing every pair,
 /// which beats hashing for the usual three or four fields; above it a set
@@ -83,7 +87,7 @@ impl EventInput {
         let mut id = None;
         let mut priority = None;
         let mut has_msg = false;
-        // Exact for keys without escapes, a hint otherwise.
+        // Exact unless a key or the topic needs escaping.
         let mut extra_bytes = 0;
         for (key, value) in &fields {
             match key.as_ref() {
@@ -114,8 +118,9 @@ impl EventInput {
             return Err("missing field 'msg'".to_string());
         }
 
-        let mut body =
-            Vec::with_capacity(topic.len() + id_json.len() + extra_bytes + 40 + STAMP_SPARE_BYTES);
+        let mut body = Vec::with_capacity(
+            FIXED_BODY_BYTES + topic.len() + id_json.len() + extra_bytes + STAMP_SPARE_BYTES,
+        );
         body.extend_from_slice(b"{\"topic\":");
         write_json_str(&mut body, topic);
         body.extend_from_slice(b",\"id\":");
@@ -139,6 +144,8 @@ impl EventInput {
             body.push(b':');
             write_raw_value(&mut body, value.get());
         }
+        // A no-op unless escaping outgrew the estimate above.
+        body.reserve_exact(STAMP_SPARE_BYTES);
         Ok(EventInput { id, priority, body })
     }
 
@@ -344,18 +351,22 @@ fn check_surrogates(raw: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Copies a raw JSON value, turning CR into a space.
+/// Copies a raw JSON value, turning CR and LF into spaces.
 ///
-/// Inside a JSON string a raw control character is invalid, so any CR is
-/// whitespace between tokens and a space means the same. Keeping it would
-/// let a client that splits lines on CR as well as LF (Python's universal
-/// newlines, for one) see half a delivery.
+/// Inside a JSON string a raw control character is invalid, so any CR or LF
+/// is whitespace between tokens and a space means the same. An LF would end
+/// the delivery line early; a CR would too for clients that also split lines
+/// on CR (Python's universal newlines, for one). The command parser never
+/// passes an LF, but [`EventInput::parse`] is public.
 fn write_raw_value(out: &mut Vec<u8>, raw: &str) {
     let raw = raw.as_bytes();
-    if memchr::memchr(b'\r', raw).is_none() {
+    if memchr::memchr2(b'\r', b'\n', raw).is_none() {
         out.extend_from_slice(raw);
     } else {
-        out.extend(raw.iter().map(|&b| if b == b'\r' { b' ' } else { b }));
+        out.extend(
+            raw.iter()
+                .map(|&b| if matches!(b, b'\r' | b'\n') { b' ' } else { b }),
+        );
     }
 }
 
@@ -410,7 +421,8 @@ fn write_u64(out: &mut Vec<u8>, mut n: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{Value, json};
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
 
     fn parse(json: &str) -> Result<EventInput, String> {
         EventInput::parse("tweets", json)
@@ -438,11 +450,18 @@ mod tests {
 
     #[test]
     fn stamp_does_not_reallocate() {
-        let e = parse(r#"{"id":"1","msg":"x"}"#).unwrap();
-        let capacity = e.body.capacity();
-        let stamped = e.stamp(u64::MAX);
-        assert_eq!(stamped.capacity(), capacity);
-        assert!(stamped.ends_with(b",\"timestamp\":18446744073709551615"));
+        let quotes = r#"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\""#;
+        for json in [
+            r#"{"id":"1","msg":"x"}"#.to_string(),
+            // Escaping makes this key's JSON text longer than the estimate.
+            format!(r#"{{"id":"1","msg":"x","{quotes}":1}}"#),
+        ] {
+            let e = EventInput::parse(&"\"".repeat(20), &json).unwrap();
+            let capacity = e.body.capacity();
+            let stamped = e.stamp(u64::MAX);
+            assert_eq!(stamped.capacity(), capacity, "{json}");
+            assert!(stamped.ends_with(b",\"timestamp\":18446744073709551615"));
+        }
     }
 
     #[test]
@@ -679,10 +698,10 @@ mod tests {
     }
 
     #[test]
-    fn whitespace_around_and_inside_is_accepted_and_cr_removed() {
-        let e = parse(" {\t\"id\" : \"1\" ,\r\"msg\":[1,\r2] } \r").unwrap();
-        assert!(!e.body.contains(&b'\r'));
-        assert_eq!(delivered(e, 1, false)["msg"], json!([1, 2]));
+    fn whitespace_around_and_inside_is_accepted_and_line_breaks_removed() {
+        let e = parse(" {\t\"id\" : \"1\" ,\r\"msg\":[1,\r2,\n3] } \r\n").unwrap();
+        assert!(!e.body.contains(&b'\r') && !e.body.contains(&b'\n'));
+        assert_eq!(delivered(e, 1, false)["msg"], json!([1, 2, 3]));
     }
 
     #[test]
@@ -719,6 +738,86 @@ mod tests {
             let mut out = Vec::new();
             write_u64(&mut out, n);
             assert_eq!(out, n.to_string().into_bytes());
+        }
+    }
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                prop::collection::btree_map(any::<String>(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn delivery_round_trips_any_event(
+            id in prop_oneof![
+                "[!-~\u{a1}-\u{2ff}]{1,40}".prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+            ],
+            priority in prop::option::of(any::<u8>()),
+            msg in any_json(),
+            extras in prop::collection::btree_map(any::<String>(), any_json(), 0..6),
+            pretty in any::<bool>(),
+            ts in any::<u64>(),
+            redelivered in any::<bool>(),
+        ) {
+            let mut event = Map::new();
+            for (k, v) in extras {
+                if !matches!(k.as_str(), "id" | "priority" | "msg" | "topic" | "timestamp" | "redelivered") {
+                    event.insert(k, v);
+                }
+            }
+            event.insert("id".into(), id.clone());
+            event.insert("msg".into(), msg);
+            if let Some(p) = priority {
+                event.insert("priority".into(), p.into());
+            }
+            let event = Value::Object(event);
+            // Pretty printing puts LFs between tokens, which must vanish.
+            let json = if pretty {
+                serde_json::to_string_pretty(&event).unwrap()
+            } else {
+                event.to_string()
+            };
+            let parsed = parse(&json).unwrap();
+            let id = match id {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            prop_assert_eq!(&parsed.id, &id);
+            prop_assert_eq!(parsed.priority, priority.unwrap_or(0));
+
+            // Re-read rather than reuse `event`: serde_json's float parsing
+            // does not round-trip every f64, and the delivery carries the
+            // publisher's text, so both sides must be read the same way.
+            let mut expected: Value = serde_json::from_str(&json).unwrap();
+            expected["id"] = id.into();
+            expected["priority"] = priority.unwrap_or(0).into();
+            expected["topic"] = "tweets".into();
+            expected["timestamp"] = ts.into();
+            if redelivered {
+                expected["redelivered"] = true.into();
+            }
+            prop_assert_eq!(delivered(parsed, ts, redelivered), expected);
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(json in "\\PC{0,200}") {
+            let _ = parse(&json);
         }
     }
 }
