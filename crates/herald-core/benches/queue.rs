@@ -53,12 +53,7 @@ fn queue(c: &mut Criterion) {
 fn broker(c: &mut Criterion) {
     let mut broker = Broker::new();
     let mut fx = Effects::new();
-    broker.handle(
-        ConnId(1),
-        Command::Create { topic: "t".into() },
-        0,
-        &mut fx,
-    );
+    broker.handle(ConnId(1), Command::Create { topic: "t".into() }, 0, &mut fx);
     broker.handle(
         ConnId(1),
         Command::Sub {
@@ -72,7 +67,10 @@ fn broker(c: &mut Criterion) {
     c.bench_function("broker/pub_deliver_ack", |b| {
         b.iter(|| {
             n += 1;
-            let line = format!(r#"pub t {{"id":"{n}","priority":3,"msg":"{}"}}"#, "x".repeat(60));
+            let line = format!(
+                r#"pub t {{"id":"{n}","priority":3,"msg":"{}"}}"#,
+                "x".repeat(60)
+            );
             let command = herald_proto::parse_line(line.as_bytes()).unwrap().unwrap();
             fx.outputs.clear();
             fx.changes.clear();

@@ -22,7 +22,10 @@ fn rss_kib() -> u64 {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let events: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let events: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let subscribers: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
     let before = rss_kib();
     let mut broker = Broker::new();

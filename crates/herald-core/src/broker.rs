@@ -97,6 +97,9 @@ pub struct TopicStats {
 /// A pending event of a topic and how many queues hold it.
 #[derive(Debug)]
 struct Slot {
+    /// `hash_id(event.id())`, kept so that probing and growing the table
+    /// never touch the event itself (a cache miss each).
+    hash: u64,
     event: Arc<Event>,
     holders: u32,
     durable_holders: u32,
@@ -129,11 +132,9 @@ impl Topic {
     }
 
     fn slot(&self, id: &str) -> Option<&Slot> {
-        self.events.find(hash_id(id), |s| s.event.id() == id)
-    }
-
-    fn slot_mut(&mut self, id: &str) -> Option<&mut Slot> {
-        self.events.find_mut(hash_id(id), |s| s.event.id() == id)
+        let hash = hash_id(id);
+        self.events
+            .find(hash, |s| s.hash == hash && s.event.id() == id)
     }
 }
 
@@ -908,23 +909,26 @@ impl Broker {
         self.topics[tid].events.insert_unique(
             hash,
             Slot {
+                hash,
                 event,
                 holders,
                 durable_holders: durable,
             },
-            |s| hash_id(s.event.id()),
+            |s| s.hash,
         );
     }
 
     /// One queue let go of `event`; forget it when no queue holds it.
     fn release(&mut self, tid: TopicId, event: &Arc<Event>, durable: bool) {
         let t = &mut self.topics[tid];
-        let Some(slot) = t.slot_mut(event.id()) else {
+        let hash = hash_id(event.id());
+        let Ok(mut entry) = t
+            .events
+            .find_entry(hash, |s| s.hash == hash && s.event.seq == event.seq)
+        else {
             return;
         };
-        if slot.event.seq != event.seq {
-            return;
-        }
+        let slot = entry.get_mut();
         slot.holders = slot.holders.saturating_sub(1);
         if durable && slot.durable_holders > 0 {
             slot.durable_holders -= 1;
@@ -933,11 +937,7 @@ impl Broker {
                 self.durable_events = self.durable_events.saturating_sub(1);
             }
         }
-        if slot.holders == 0
-            && let Ok(entry) = t
-                .events
-                .find_entry(hash_id(event.id()), |s| s.event.seq == event.seq)
-        {
+        if slot.holders == 0 {
             entry.remove();
         }
     }

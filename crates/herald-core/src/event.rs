@@ -24,8 +24,9 @@ pub struct Event {
     /// Milliseconds since the Unix epoch when the broker accepted it.
     pub timestamp: u64,
     id_len: u16,
-    /// id bytes, then the stamped delivery body (see `herald_proto::event`).
-    data: Box<[u8]>,
+    /// The id, then the stamped delivery body (see `herald_proto::event`).
+    /// A `str` so that reading the id back needs no UTF-8 check.
+    data: Box<str>,
 }
 
 impl Event {
@@ -36,27 +37,31 @@ impl Event {
     /// If `id` is longer than 65535 bytes (the protocol allows 256).
     pub fn new(seq: Seq, priority: u8, timestamp: u64, id: &str, body: &[u8]) -> Event {
         let id_len = u16::try_from(id.len()).expect("event ids are at most 256 bytes");
-        let mut data = Vec::with_capacity(id.len() + body.len());
-        data.extend_from_slice(id.as_bytes());
-        data.extend_from_slice(body);
+        // Bodies are built from validated UTF-8 lines, so this is checked
+        // once here and never again; anything else is replaced, not trusted.
+        let body = String::from_utf8_lossy(body);
+        let mut data = String::with_capacity(id.len() + body.len());
+        data.push_str(id);
+        data.push_str(&body);
         Event {
             seq,
             priority,
             timestamp,
             id_len,
-            data: data.into_boxed_slice(),
+            data: data.into_boxed_str(),
         }
     }
 
     /// The event id.
     pub fn id(&self) -> &str {
-        // The first `id_len` bytes were copied from a `&str` in `new`.
-        std::str::from_utf8(&self.data[..self.id_len as usize]).unwrap_or("")
+        // `id_len` is the length of the `&str` copied first in `new`, so
+        // this is a char boundary.
+        self.data.get(..self.id_len as usize).unwrap_or("")
     }
 
     /// The stamped delivery body, without its closing brace.
     pub fn body(&self) -> &[u8] {
-        &self.data[self.id_len as usize..]
+        &self.data.as_bytes()[self.id_len as usize..]
     }
 
     /// Bytes this event takes in memory and, roughly, in the log.

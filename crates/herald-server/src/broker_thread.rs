@@ -100,11 +100,22 @@ struct ConnState {
     tx: mpsc::UnboundedSender<Outbound>,
     /// Output released in this batch.
     out: BytesMut,
-    /// Output waiting for the log to be synced up to each LSN, in order.
-    held: VecDeque<(Lsn, BytesMut)>,
+    /// Output waiting for the log to be synced up to an LSN, in order.
+    held: VecDeque<Held>,
     /// `quit` was answered: nothing more is written after `+OK bye`.
     closing: bool,
     close_sent: bool,
+}
+
+/// Output held until the log is synced up to `gate`: a reply that waits for
+/// the disk, and everything queued behind it.
+struct Held {
+    gate: Lsn,
+    /// The batch that started this chunk. Later replies of the same batch
+    /// join it (their LSNs are written by the same write and synced by the
+    /// same fsync), so a pipelining publisher costs one chunk per batch.
+    batch: u64,
+    bytes: BytesMut,
 }
 
 struct Compaction {
@@ -138,6 +149,8 @@ pub struct BrokerThread {
     unavailable_since: Option<Instant>,
     fatal: Option<String>,
     fx: Effects,
+    /// Number of the current batch.
+    batch: u64,
 }
 
 mod rustc_hash_map {
@@ -219,6 +232,7 @@ impl BrokerThread {
             unavailable_since: None,
             fatal: None,
             fx: Effects::new(),
+            batch: 0,
         }
     }
 
@@ -240,6 +254,7 @@ impl BrokerThread {
                 }
             }
             let now = now_ms();
+            self.batch += 1;
             for input in inputs.drain(..) {
                 match input {
                     Input::Shutdown { done } => shutdown = Some(done),
@@ -385,7 +400,6 @@ impl BrokerThread {
             }
         }
         let outputs = std::mem::take(&mut self.fx.outputs);
-        let mut scratch = BytesMut::new();
         for output in &outputs {
             match output {
                 Output::Reply { conn, reply } => {
@@ -401,20 +415,21 @@ impl BrokerThread {
                     event,
                     redelivered,
                 } => {
-                    scratch.clear();
-                    write_delivery(event.body(), *redelivered, &mut scratch);
-                    self.push_bytes(*conn, &scratch, Lsn::default());
+                    if let Some(buf) = self.output_buffer(*conn, Lsn::default()) {
+                        write_delivery(event.body(), *redelivered, buf);
+                    }
                 }
             }
         }
+        // Keep the vector's capacity for the next command.
         self.fx.outputs = outputs;
         self.fx.outputs.clear();
     }
 
     fn push_reply(&mut self, conn: ConnId, reply: &Reply, gate: Lsn) {
-        let mut line = BytesMut::with_capacity(64);
-        reply.encode(&mut line);
-        self.push_bytes(conn, &line, gate);
+        if let Some(buf) = self.output_buffer(conn, gate) {
+            reply.encode(buf);
+        }
         if *reply == Reply::Bye {
             self.close_after_output(conn);
         }
@@ -433,29 +448,38 @@ impl BrokerThread {
         }
     }
 
-    /// Appends output for `conn`, held behind `gate` (or behind anything
-    /// already held for it).
-    fn push_bytes(&mut self, conn: ConnId, bytes: &[u8], gate: Lsn) {
-        let synced = self.synced;
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
+    /// Where the next output for `conn` goes: its released buffer, or the
+    /// held chunk it must wait in (behind `gate`, or behind anything already
+    /// held for it). `None` once the connection is closing or gone.
+    fn output_buffer(&mut self, conn: ConnId, gate: Lsn) -> Option<&mut BytesMut> {
+        let (synced, batch) = (self.synced, self.batch);
+        let c = self.conns.get_mut(&conn)?;
         if c.closing {
-            return;
+            return None;
         }
         if gate > synced {
-            if c.held.is_empty() {
-                self.holding.push(conn);
+            let joins_last = c.held.back().is_some_and(|h| h.batch == batch);
+            if !joins_last {
+                if c.held.is_empty() {
+                    self.holding.push(conn);
+                }
+                c.held.push_back(Held {
+                    gate,
+                    batch,
+                    bytes: BytesMut::new(),
+                });
             }
-            c.held.push_back((gate, BytesMut::from(bytes)));
-        } else if let Some((_, last)) = c.held.back_mut() {
-            last.extend_from_slice(bytes);
-        } else {
-            if c.out.is_empty() {
-                self.dirty.push(conn);
-            }
-            c.out.extend_from_slice(bytes);
+            let last = c.held.back_mut()?;
+            last.gate = last.gate.max(gate);
+            return Some(&mut last.bytes);
         }
+        if let Some(last) = c.held.back_mut() {
+            return Some(&mut last.bytes);
+        }
+        if c.out.is_empty() {
+            self.dirty.push(conn);
+        }
+        Some(&mut c.out)
     }
 
     fn on_synced(&mut self, lsn: Lsn) {
@@ -486,15 +510,18 @@ impl BrokerThread {
             let Some(c) = self.conns.get_mut(&conn) else {
                 continue;
             };
-            while let Some((gate, _)) = c.held.front() {
-                if *gate > synced {
+            while let Some(held) = c.held.front() {
+                if held.gate > synced {
                     break;
                 }
-                if let Some((_, bytes)) = c.held.pop_front() {
+                if let Some(held) = c.held.pop_front() {
                     if c.out.is_empty() {
                         self.dirty.push(conn);
+                        // Most often the whole output: take it without a copy.
+                        c.out = held.bytes;
+                    } else {
+                        c.out.extend_from_slice(&held.bytes);
                     }
-                    c.out.extend_from_slice(&bytes);
                 }
             }
             if !c.held.is_empty() {

@@ -2,6 +2,8 @@
 //! inspect a data directory or talk to a running broker.
 #![forbid(unsafe_code)]
 
+mod bench;
+mod cli_client;
 mod offline;
 
 use anyhow::{Context, Result};
@@ -39,6 +41,19 @@ enum Cmd {
         #[arg(long, env = "HERALD_DATA", default_value = "./data")]
         data: PathBuf,
     },
+    /// Publish one event (given as JSON or built from --id/--priority/--msg),
+    /// or every line of stdin.
+    Pub(cli_client::PubArgs),
+    /// Print each delivery of a topic as a JSON line, acknowledging it.
+    Sub(cli_client::SubArgs),
+    /// List the topics.
+    Topics(cli_client::Addr),
+    /// Show per-topic counters (a table, or the broker's JSON with --json).
+    Stats(cli_client::StatsArgs),
+    /// Check that the broker answers, and how fast.
+    Ping(cli_client::Addr),
+    /// Measure throughput and latency with publishers and acking subscribers.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -60,6 +75,11 @@ struct ServeArgs {
     /// Size of one log segment file in bytes.
     #[arg(long, env = "HERALD_SEGMENT_BYTES", default_value_t = herald_log::DEFAULT_SEGMENT_BYTES)]
     segment_bytes: u64,
+    /// Threads that serve connections (read, parse, write). The broker state
+    /// and the log have a thread of their own, and every extra hop between
+    /// threads adds latency, so 1 is best on small machines.
+    #[arg(long, env = "HERALD_IO_THREADS", default_value_t = 1)]
+    io_threads: usize,
 }
 
 fn main() {
@@ -80,6 +100,12 @@ fn main() {
         Cmd::Serve(args) => serve(args),
         Cmd::Dump { data, topic } => offline::dump(&data, topic.as_deref()),
         Cmd::Check { data } => offline::check(&data),
+        Cmd::Pub(args) => cli_client::publish(args),
+        Cmd::Sub(args) => cli_client::subscribe(args),
+        Cmd::Topics(addr) => cli_client::topics(addr),
+        Cmd::Stats(args) => cli_client::stats(args),
+        Cmd::Ping(addr) => cli_client::ping(addr),
+        Cmd::Bench(args) => bench::run(args),
     };
     if let Err(e) = result {
         eprintln!("herald: {e:#}");
@@ -92,7 +118,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         args.max_line_bytes > 0,
         "--max-line-bytes must be at least 1"
     );
+    anyhow::ensure!(args.io_threads > 0, "--io-threads must be at least 1");
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.io_threads)
         .enable_all()
         .thread_name("herald-io")
         .build()

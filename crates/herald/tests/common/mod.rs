@@ -294,3 +294,125 @@ pub fn pub_line(topic: &str, id: &str, priority: u8, msg: &str) -> String {
         serde_json::json!({"id": id, "priority": priority, "msg": msg})
     )
 }
+
+// ---- Helpers added for the protocol test suite (tests/protocol.rs & co.) ----
+
+impl Server {
+    /// The process id of the running broker, if it is running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Sends `signal` (e.g. "INT", "TERM"), then waits up to 30 s for the
+    /// broker to exit; returns its exit code (None if killed by a signal).
+    pub fn stop_with(&mut self, signal: &str) -> Option<i32> {
+        let mut child = self.child.take().expect("server running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("herald did not stop within 30 s of SIG{signal}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Client {
+    /// Another handle on the socket, to write from another thread while this
+    /// client reads (pipelining far more than the socket buffers hold).
+    pub fn clone_writer(&self) -> TcpStream {
+        self.writer.try_clone().expect("clone socket")
+    }
+
+    /// Asserts that the server closes the connection (EOF) with no further line.
+    pub fn expect_eof(&mut self) {
+        assert!(
+            self.deliveries.is_empty(),
+            "unexpected deliveries before EOF: {:?}",
+            self.deliveries
+        );
+        if let Some(line) = self.line() {
+            panic!("expected EOF, got {line}");
+        }
+    }
+
+    /// Sends a command and asserts its `-ERR` code.
+    #[track_caller]
+    pub fn expect_err(&mut self, line: &str, code: &str) {
+        let reply = self.cmd(line);
+        assert!(
+            reply.starts_with("-ERR ") && reply.split_whitespace().nth(1) == Some(code),
+            "`{}` should be -ERR {code}, got {reply}",
+            shorten(line)
+        );
+    }
+
+    /// `stats [topic]`, parsed (the JSON after `+OK `).
+    pub fn stats(&mut self, topic: Option<&str>) -> serde_json::Value {
+        let reply = match topic {
+            Some(t) => self.cmd(&format!("stats {t}")),
+            None => self.cmd("stats"),
+        };
+        let json = reply
+            .strip_prefix("+OK ")
+            .unwrap_or_else(|| panic!("stats failed: {reply}"));
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("stats is not JSON ({e}): {json}"))
+    }
+
+    /// The counters of one topic from `stats <topic>`.
+    pub fn topic_stats(&mut self, topic: &str) -> serde_json::Value {
+        let stats = self.stats(Some(topic));
+        stats["topics"][topic].clone()
+    }
+
+    /// `topics`, parsed into a list of names.
+    pub fn topics(&mut self) -> Vec<String> {
+        let reply = self.cmd("topics");
+        let json = reply
+            .strip_prefix("+OK ")
+            .unwrap_or_else(|| panic!("topics failed: {reply}"));
+        serde_json::from_str(json)
+            .unwrap_or_else(|e| panic!("topics is not a JSON array of strings ({e}): {json}"))
+    }
+}
+
+/// A long line cut for an assertion message.
+pub fn shorten(line: &str) -> String {
+    if line.len() > 120 {
+        let mut end = 100;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}... ({} bytes)", &line[..end], line.len())
+    } else {
+        line.to_string()
+    }
+}
+
+/// Polls `check` every 20 ms until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How long `assert_silent` waits to conclude nothing more is coming.
+pub const QUIET: Duration = Duration::from_millis(300);
