@@ -50,6 +50,8 @@ pub enum Output {
     Deliver {
         /// Connection.
         conn: ConnId,
+        /// Topic of the event.
+        topic: Arc<str>,
         /// The event.
         event: Arc<Event>,
         /// Delivered before (adds `"redelivered":true`).
@@ -176,6 +178,9 @@ pub struct Broker {
     /// log must keep, which drives compaction.
     durable_bytes: u64,
     durable_events: u64,
+    /// During replay only: events by `Seq`, since ack records name events
+    /// by `Seq` and queues find events by id. Emptied by `finish_replay`.
+    replay_events: FxHashMap<Seq, Arc<Event>>,
 }
 
 impl Broker {
@@ -375,7 +380,7 @@ impl Broker {
                 2 * RECORD_OVERHEAD
                     + 2 * topic.len() as u64
                     + event.id.len() as u64
-                    + event.body.len() as u64
+                    + event.fields.len() as u64
                     + 32
                     + holders * (herald_proto::name::MAX_NAME_BYTES as u64 + 4)
             }
@@ -455,6 +460,7 @@ impl Broker {
                     }
                 }
                 if count > 0 {
+                    self.replay_events.insert(event.seq, event.clone());
                     self.insert_slot(tid, event, count, count);
                 }
             }
@@ -467,7 +473,11 @@ impl Broker {
                     self.names.get(subscriber.as_ref()),
                     self.topic_ids.get(topic.as_ref()),
                 ) && let Some(i) = self.topics[tid].subscription(sid)
-                    && let Some((event, _)) = self.topics[tid].subscriptions[i].queue.remove(seq)
+                    && let Some(event) = self.replay_events.get(&seq).cloned()
+                    && self.topics[tid].subscriptions[i]
+                        .queue
+                        .remove(seq)
+                        .is_some()
                 {
                     self.release(tid, &event, true);
                 }
@@ -490,6 +500,7 @@ impl Broker {
 
     /// Ends a replay: restores queue order and marks every replayed event durable.
     pub fn finish_replay(&mut self) {
+        self.replay_events = FxHashMap::default();
         for t in &mut self.topics {
             for s in &mut t.subscriptions {
                 s.queue.sort_if_needed();
@@ -545,8 +556,7 @@ impl Broker {
         self.next_seq += 1;
         let id: Arc<str> = input.id.as_str().into();
         let priority = input.priority;
-        let body = input.stamp(now_ms);
-        let event = Arc::new(Event::new(seq, priority, now_ms, &id, &body));
+        let event = Arc::new(Event::new(seq, priority, now_ms, &id, &input.fields));
         let mut holders = Vec::new();
         let t = &mut self.topics[tid];
         t.published += 1;
@@ -666,8 +676,11 @@ impl Broker {
         let t = &mut self.topics[tid];
         let removed = match t.slot(id) {
             Some(slot) => {
-                let seq = slot.event.seq;
-                t.subscriptions[i].queue.remove(seq)
+                let event = slot.event.clone();
+                t.subscriptions[i]
+                    .queue
+                    .remove(event.seq)
+                    .map(|state| (event, state))
             }
             None => None,
         };
@@ -780,6 +793,7 @@ impl Broker {
                     }
                     fx.outputs.push(Output::Deliver {
                         conn,
+                        topic: t.name.clone(),
                         event,
                         redelivered,
                     });
@@ -890,8 +904,7 @@ impl Broker {
         let t = &mut self.topics[tid];
         let Some(i) = t.subscription(sid) else { return };
         let mut s = t.subscriptions.swap_remove(i);
-        let events: Vec<Arc<Event>> = s.queue.drain().map(|(e, _)| e).collect();
-        for event in events {
+        for event in s.queue.drain() {
             self.release(tid, &event, durable);
         }
         if let Some(Some(sub)) = self.subscribers.get_mut(sid) {

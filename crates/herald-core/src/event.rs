@@ -24,25 +24,25 @@ pub struct Event {
     /// Milliseconds since the Unix epoch when the broker accepted it.
     pub timestamp: u64,
     id_len: u16,
-    /// The id, then the stamped delivery body (see `herald_proto::event`).
+    /// The id, then the other fields as sent (`herald_proto::EventInput::fields`).
     /// A `str` so that reading the id back needs no UTF-8 check.
     data: Box<str>,
 }
 
 impl Event {
-    /// Builds an event from its parts. `body` is the stamped delivery body
-    /// without its closing brace.
+    /// Builds an event from its parts; `fields` is
+    /// `herald_proto::EventInput::fields`.
     ///
     /// # Panics
     /// If `id` is longer than 65535 bytes (the protocol allows 256).
-    pub fn new(seq: Seq, priority: u8, timestamp: u64, id: &str, body: &[u8]) -> Event {
+    pub fn new(seq: Seq, priority: u8, timestamp: u64, id: &str, fields: &[u8]) -> Event {
         let id_len = u16::try_from(id.len()).expect("event ids are at most 256 bytes");
-        // Bodies are built from validated UTF-8 lines, so this is checked
-        // once here and never again; anything else is replaced, not trusted.
-        let body = String::from_utf8_lossy(body);
-        let mut data = String::with_capacity(id.len() + body.len());
+        // Fields are cut from validated UTF-8 lines, so this is checked once
+        // here and never again; anything else is replaced, not trusted.
+        let fields = String::from_utf8_lossy(fields);
+        let mut data = String::with_capacity(id.len() + fields.len());
         data.push_str(id);
-        data.push_str(&body);
+        data.push_str(&fields);
         Event {
             seq,
             priority,
@@ -59,8 +59,8 @@ impl Event {
         self.data.get(..self.id_len as usize).unwrap_or("")
     }
 
-    /// The stamped delivery body, without its closing brace.
-    pub fn body(&self) -> &[u8] {
+    /// The fields other than id and priority, as `,"key":value` JSON text.
+    pub fn fields(&self) -> &[u8] {
         &self.data.as_bytes()[self.id_len as usize..]
     }
 

@@ -8,10 +8,14 @@
 //! pending events, and a subscription with few priorities costs a few deques,
 //! not 256.
 //!
-//! Ack by id must not scan: membership lives in a hash map from [`Seq`] to the
-//! entry. An event acknowledged before it was delivered stays in its level's
-//! deque as a tombstone (its `Seq` is no longer in the map) and is skipped
-//! when it reaches the front, which keeps ack O(1).
+//! Ack by id must not scan: membership lives in a hash set of [`Seq`]s with
+//! the entry's state in two spare bits, 8 bytes an entry, so a pending event
+//! costs a subscriber about 25 bytes (set slot plus deque slot), whatever
+//! the event's size: the event itself is shared by every queue. An event
+//! acknowledged before it was delivered stays in its level's deque as a
+//! tombstone (its `Seq` is no longer in the set) and is skipped when it
+//! reaches the front, which keeps ack O(1). In-flight events, at most
+//! `prefetch` of them, sit in a small map of their own.
 //!
 //! Invariant: within a level, the live sequence numbers are increasing from
 //! front to back (FIFO among equal priorities). In-flight events are out of
@@ -19,8 +23,10 @@
 //! in order, which keeps the invariant because they were popped from there.
 
 use crate::event::{Event, Seq};
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::{FxHashMap, FxHasher};
 use std::collections::VecDeque;
+use std::hash::Hasher;
 use std::sync::Arc;
 
 /// Where an entry stands.
@@ -35,10 +41,38 @@ pub enum EntryState {
     InFlight,
 }
 
-#[derive(Debug)]
-struct Entry {
-    event: Arc<Event>,
-    state: EntryState,
+/// Set-entry bits: the low 62 are the `Seq`, the top two the state.
+const IN_FLIGHT_BIT: u64 = 1 << 63;
+const DELIVERED_BIT: u64 = 1 << 62;
+const SEQ_MASK: u64 = DELIVERED_BIT - 1;
+
+fn entry_of(seq: Seq, state: EntryState) -> u64 {
+    seq.0
+        | match state {
+            EntryState::InFlight => IN_FLIGHT_BIT,
+            EntryState::Queued {
+                delivered_before: true,
+            } => DELIVERED_BIT,
+            EntryState::Queued {
+                delivered_before: false,
+            } => 0,
+        }
+}
+
+fn state_of(entry: u64) -> EntryState {
+    if entry & IN_FLIGHT_BIT != 0 {
+        EntryState::InFlight
+    } else {
+        EntryState::Queued {
+            delivered_before: entry & DELIVERED_BIT != 0,
+        }
+    }
+}
+
+fn hash_seq(seq: u64) -> u64 {
+    let mut h = FxHasher::default();
+    h.write_u64(seq);
+    h.finish()
 }
 
 /// What [`PendingQueue::pop`] found.
@@ -64,9 +98,10 @@ pub struct PendingQueue {
     levels: Vec<Level>,
     /// Bit `p` set when priority `p` has a level in `levels`.
     present: [u64; 4],
-    entries: FxHashMap<Seq, Entry>,
+    /// Every queued or in-flight `Seq`, with its state bits.
+    entries: HashTable<u64>,
+    in_flight: FxHashMap<Seq, Arc<Event>>,
     queued: usize,
-    in_flight: usize,
     /// A push went out of sequence order (replay of compacted records).
     unsorted: bool,
 }
@@ -74,7 +109,7 @@ pub struct PendingQueue {
 #[derive(Debug)]
 struct Level {
     priority: u8,
-    seqs: VecDeque<Seq>,
+    events: VecDeque<Arc<Event>>,
 }
 
 impl PendingQueue {
@@ -90,39 +125,48 @@ impl PendingQueue {
 
     /// Events delivered and not acknowledged.
     pub fn in_flight(&self) -> usize {
-        self.in_flight
+        self.in_flight.len()
     }
 
     /// Whether `seq` is queued or in flight here.
     pub fn contains(&self, seq: Seq) -> bool {
-        self.entries.contains_key(&seq)
+        self.state(seq).is_some()
     }
 
     /// The state of `seq`, if it is here.
     pub fn state(&self, seq: Seq) -> Option<EntryState> {
-        self.entries.get(&seq).map(|e| e.state)
+        self.entries
+            .find(hash_seq(seq.0), |&e| e & SEQ_MASK == seq.0)
+            .map(|&e| state_of(e))
+    }
+
+    fn set_state(&mut self, seq: Seq, state: EntryState) {
+        if let Some(e) = self
+            .entries
+            .find_mut(hash_seq(seq.0), |&e| e & SEQ_MASK == seq.0)
+        {
+            *e = entry_of(seq, state);
+        }
     }
 
     /// Queues `event`. Returns false (and changes nothing) if its `Seq` is
     /// already here.
     pub fn push(&mut self, event: Arc<Event>, delivered_before: bool) -> bool {
         let seq = event.seq;
-        if self.entries.contains_key(&seq) {
+        if self.contains(seq) {
             return false;
         }
+        self.entries.insert_unique(
+            hash_seq(seq.0),
+            entry_of(seq, EntryState::Queued { delivered_before }),
+            |&e| hash_seq(e & SEQ_MASK),
+        );
         let level = self.level_mut(event.priority);
-        if level.seqs.back().is_some_and(|&last| last > seq) {
+        if level.events.back().is_some_and(|last| last.seq > seq) {
             self.unsorted = true;
         }
         let level = self.level_mut(event.priority);
-        level.seqs.push_back(seq);
-        self.entries.insert(
-            seq,
-            Entry {
-                event,
-                state: EntryState::Queued { delivered_before },
-            },
-        );
+        level.events.push_back(event);
         self.queued += 1;
         true
     }
@@ -131,87 +175,88 @@ impl PendingQueue {
     /// Order: highest priority, then lowest `Seq`.
     pub fn pop(&mut self, durable: Seq) -> Pop {
         while let Some(level) = self.levels.first_mut() {
-            let Some(&seq) = level.seqs.front() else {
+            let Some(event) = level.events.front() else {
                 let priority = level.priority;
                 self.remove_level(priority);
                 continue;
             };
-            let Some(entry) = self.entries.get_mut(&seq) else {
+            let seq = event.seq;
+            let hash = hash_seq(seq.0);
+            let Some(entry) = self.entries.find_mut(hash, |&e| e & SEQ_MASK == seq.0) else {
                 // Tombstone of an event acknowledged while queued.
-                level.seqs.pop_front();
+                level.events.pop_front();
                 continue;
             };
             if seq > durable {
                 return Pop::NotDurable;
             }
-            level.seqs.pop_front();
-            let redelivered = match entry.state {
+            let redelivered = match state_of(*entry) {
                 EntryState::Queued { delivered_before } => delivered_before,
                 // In-flight entries are never in a deque.
                 EntryState::InFlight => true,
             };
-            entry.state = EntryState::InFlight;
-            self.queued -= 1;
-            self.in_flight += 1;
-            return Pop::Event {
-                event: entry.event.clone(),
-                redelivered,
+            *entry = entry_of(seq, EntryState::InFlight);
+            let Some(event) = level.events.pop_front() else {
+                return Pop::Empty;
             };
+            self.queued -= 1;
+            self.in_flight.insert(seq, event.clone());
+            return Pop::Event { event, redelivered };
         }
         Pop::Empty
     }
 
-    /// Removes `seq` (acknowledged, queued or in flight). Returns the event
-    /// and the state it was in, or `None` if it is not here.
-    pub fn remove(&mut self, seq: Seq) -> Option<(Arc<Event>, EntryState)> {
-        let entry = self.entries.remove(&seq)?;
-        match entry.state {
-            EntryState::InFlight => self.in_flight -= 1,
+    /// Removes `seq` (acknowledged, queued or in flight). Returns the state
+    /// it was in, or `None` if it is not here.
+    pub fn remove(&mut self, seq: Seq) -> Option<EntryState> {
+        let entry = self
+            .entries
+            .find_entry(hash_seq(seq.0), |&e| e & SEQ_MASK == seq.0)
+            .ok()?;
+        let (e, _) = entry.remove();
+        let state = state_of(e);
+        match state {
+            EntryState::InFlight => {
+                self.in_flight.remove(&seq);
+            }
             EntryState::Queued { .. } => self.queued -= 1,
         }
-        Some((entry.event, entry.state))
+        Some(state)
     }
 
     /// Marks a queued event as delivered before (replay of a delivery record).
     pub fn mark_delivered(&mut self, seq: Seq) {
-        if let Some(entry) = self.entries.get_mut(&seq)
-            && let EntryState::Queued { .. } = entry.state
-        {
-            entry.state = EntryState::Queued {
-                delivered_before: true,
-            };
+        if let Some(EntryState::Queued { .. }) = self.state(seq) {
+            self.set_state(
+                seq,
+                EntryState::Queued {
+                    delivered_before: true,
+                },
+            );
         }
     }
 
     /// Puts every in-flight event back in the queue, flagged as delivered
     /// before (the subscriber's connection is gone).
     pub fn return_in_flight(&mut self) {
-        if self.in_flight == 0 {
+        if self.in_flight.is_empty() {
             return;
         }
-        let mut back: Vec<(u8, Seq)> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.state == EntryState::InFlight)
-            .map(|(&seq, e)| (e.event.priority, seq))
-            .collect();
+        let mut back: Vec<Arc<Event>> = self.in_flight.drain().map(|(_, e)| e).collect();
         // Highest seq first, so that pushing each to the front leaves the
         // lowest at the front of its level.
-        back.sort_unstable_by_key(|&(_, seq)| std::cmp::Reverse(seq));
-        for (priority, seq) in back {
-            self.level_mut(priority).seqs.push_front(seq);
-            if let Some(entry) = self.entries.get_mut(&seq) {
-                entry.state = EntryState::Queued {
+        back.sort_unstable_by_key(|e| std::cmp::Reverse(e.seq));
+        self.queued += back.len();
+        for event in back {
+            let seq = event.seq;
+            self.set_state(
+                seq,
+                EntryState::Queued {
                     delivered_before: true,
-                };
-            }
+                },
+            );
+            self.level_mut(event.priority).events.push_front(event);
         }
-        self.queued += self.in_flight;
-        self.in_flight = 0;
-        // Tombstones at a level's front could now sit behind a returned seq
-        // with a lower number only if they were acked; those are skipped, so
-        // order holds for live entries. A returned seq may still be lower than
-        // a live queued one (popped earlier): pushing to the front keeps it first.
     }
 
     /// Restores FIFO order inside every level after out-of-order pushes
@@ -221,23 +266,46 @@ impl PendingQueue {
             return;
         }
         for level in &mut self.levels {
-            level.seqs.make_contiguous().sort_unstable();
+            level
+                .events
+                .make_contiguous()
+                .sort_unstable_by_key(|e| e.seq);
         }
         self.unsorted = false;
     }
 
-    /// Drains every entry (unsubscribe, anonymous disconnect).
-    pub fn drain(&mut self) -> impl Iterator<Item = (Arc<Event>, EntryState)> + '_ {
-        self.levels.clear();
+    /// Empties the queue (unsubscribe, anonymous disconnect), returning every
+    /// event it held.
+    pub fn drain(&mut self) -> Vec<Arc<Event>> {
+        let mut out: Vec<Arc<Event>> = self.in_flight.drain().map(|(_, e)| e).collect();
+        for level in self.levels.drain(..) {
+            for event in level.events {
+                let seq = event.seq.0;
+                // Tombstones are no longer entries; every live event is taken
+                // once because its entry goes with it.
+                if let Ok(entry) = self
+                    .entries
+                    .find_entry(hash_seq(seq), |&e| e & SEQ_MASK == seq)
+                {
+                    entry.remove();
+                    out.push(event);
+                }
+            }
+        }
+        self.entries.clear();
         self.present = [0; 4];
         self.queued = 0;
-        self.in_flight = 0;
-        self.entries.drain().map(|(_, e)| (e.event, e.state))
+        out
     }
 
-    /// Every entry, in no particular order.
+    /// Every live entry (queued in delivery order, then in flight).
     pub fn iter(&self) -> impl Iterator<Item = (&Arc<Event>, EntryState)> + '_ {
-        self.entries.values().map(|e| (&e.event, e.state))
+        let queued = self
+            .levels
+            .iter()
+            .flat_map(|l| l.events.iter())
+            .filter_map(|e| self.state(e.seq).map(|s| (e, s)));
+        queued.chain(self.in_flight.values().map(|e| (e, EntryState::InFlight)))
     }
 
     /// The level for `priority`, created if absent.
@@ -250,7 +318,7 @@ impl PendingQueue {
                 rank,
                 Level {
                     priority,
-                    seqs: VecDeque::new(),
+                    events: VecDeque::new(),
                 },
             );
         }

@@ -87,7 +87,7 @@ pub fn encoded_len(change: &Change) -> u64 {
                 + 1
                 + s(event.id())
                 + 4
-                + event.body().len()
+                + event.fields().len()
                 + 4
                 + holders.iter().map(|h| s(&h.subscriber) + 1).sum::<usize>()
         }
@@ -142,7 +142,7 @@ pub fn encode(change: &Change, out: &mut Vec<u8>) {
             out.extend_from_slice(&event.timestamp.to_le_bytes());
             out.push(event.priority);
             put_str(out, event.id());
-            let body = event.body();
+            let body = event.fields();
             out.extend_from_slice(&len_u32(body.len()).to_le_bytes());
             out.extend_from_slice(body);
             out.extend_from_slice(&len_u32(holders.len()).to_le_bytes());

@@ -61,7 +61,8 @@
 //!   2 Subscribed     subscriber: str, topic: str, prefetch: u16
 //!   3 Unsubscribed   subscriber: str, topic: str
 //!   4 Published      topic: str, seq: u64, timestamp: u64 (ms since epoch),
-//!                    priority: u8, id: str, body: blob,
+//!                    priority: u8, id: str, fields: blob (the event's other
+//!                    fields as `,"key":value` JSON text, `msg` included),
 //!                    holders: u32 count, then per holder:
 //!                      subscriber: str, delivered: u8 (0 or 1)
 //!   5 Acked          subscriber: str, topic: str, seq: u64

@@ -186,10 +186,11 @@ impl Log {
         for change in header {
             encode(change, &mut contents);
         }
-        let capacity = self
-            .config
-            .segment_bytes
-            .max((contents.len() as u64).saturating_add(needed));
+        // Room for a whole segment of records after the snapshot, however
+        // large the snapshot grows: otherwise a snapshot bigger than a
+        // segment would make every command rotate.
+        let capacity =
+            (contents.len() as u64).saturating_add(self.config.segment_bytes.max(needed));
         let created = segment::create(&*self.storage, &self.config.dir, next, &contents, capacity)?;
         tracing::debug!(segment = %created.path.display(), capacity, "log segment created");
         let snapshot_bytes = contents.len() as u64 - HEADER_BYTES;

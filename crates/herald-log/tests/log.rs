@@ -216,11 +216,12 @@ fn open_creates_the_directory() {
     assert_eq!(log.dir(), data);
     log.append(&change(0));
     log.sync().unwrap();
-    // The default segment size is preallocated.
+    // The default segment size is preallocated after the header (and the
+    // snapshot, empty here).
     let file = segment_files(&data).pop().unwrap();
     assert_eq!(
         std::fs::metadata(file).unwrap().len(),
-        herald_log::DEFAULT_SEGMENT_BYTES
+        herald_log::HEADER_BYTES + herald_log::DEFAULT_SEGMENT_BYTES
     );
 }
 

@@ -135,7 +135,7 @@ pub fn parse_line(line: &[u8]) -> Result<Option<Command>, ParseError> {
                 return Err(bad_args(usage));
             }
             let topic = topic_name(topic)?;
-            let event = EventInput::parse(&topic, event).map_err(ParseError::BadEvent)?;
+            let event = EventInput::parse(event).map_err(ParseError::BadEvent)?;
             Command::Pub { topic, event }
         }
         Verb::Sub => {
@@ -396,7 +396,7 @@ mod tests {
     }
 
     fn event(json: &str) -> EventInput {
-        EventInput::parse("tweets", json).unwrap()
+        EventInput::parse(json).unwrap()
     }
 
     #[test]
@@ -429,7 +429,7 @@ mod tests {
         let Command::Pub { event, .. } = ok(r#"pub t {"id":1,"msg":[1,  2],"x": "a b"}"#) else {
             panic!("not a pub");
         };
-        assert!(event.body.ends_with(br#","msg":[1,  2],"x":"a b""#));
+        assert!(event.fields.ends_with(br#","msg":[1,  2],"x":"a b""#));
     }
 
     #[test]
@@ -693,7 +693,7 @@ mod tests {
                         json["priority"] = p.into();
                     }
                     let json = json.to_string();
-                    let event = EventInput::parse(&t, &json).unwrap();
+                    let event = EventInput::parse(&json).unwrap();
                     (
                         Command::Pub {
                             topic: t.clone(),

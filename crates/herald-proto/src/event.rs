@@ -1,19 +1,24 @@
-//! The JSON event of a `pub`: validation, and the delivery bytes built once.
+//! The JSON event of a `pub`: validation, and the delivery line.
 //!
 //! This module owns the event rules of PROTOCOL.md §3 and the delivery shape
 //! of §5. It does not know topics exist beyond their name, nor queues, clocks
-//! or storage: the broker stamps the body with a timestamp it chooses and
-//! keeps the stamped bytes, and every delivery is those bytes plus a tail.
+//! or storage.
 //!
-//! Invariants of [`EventInput::body`] (and so of a stamped body):
-//! - it is a JSON object without its closing `}`, starting with `topic`, `id`
-//!   (always a JSON string) and `priority`, followed by every other field in
-//!   the order the publisher sent it, values byte for byte but for CR and LF;
+//! What is stored per event is only what the publisher chose: the id, the
+//! priority and [`EventInput::fields`], the other fields as JSON text. The
+//! parts every event has (`topic`, `id`, `priority`, `timestamp`) are written
+//! around them at delivery time ([`Delivery::encode`]), which keeps a pending
+//! event about 60 bytes smaller than storing the whole delivery line.
+//!
+//! Invariants of [`EventInput::fields`]:
+//! - it is a sequence of `,"<key>":<value>` for every field but `id` and
+//!   `priority`, in the order the publisher sent them, values byte for byte
+//!   but for CR and LF;
 //! - it holds no CR or LF, so a delivery is one line whatever clients split on
 //!   (a raw value's CR or LF can only be whitespace between tokens, and
 //!   becomes a space);
-//! - it holds none of the names the broker adds (`timestamp`, `redelivered`),
-//!   so appending them cannot create a duplicate key.
+//! - it holds none of the names the broker adds (`topic`, `timestamp`,
+//!   `redelivered`), so adding them cannot create a duplicate key.
 //!
 //! Parsing never builds a `serde_json::Value`: keys are borrowed from the
 //! line when they have no escapes and values are borrowed as raw JSON text,
@@ -34,13 +39,6 @@ pub const MAX_ID_BYTES: usize = 256;
 /// Field names the broker sets; a published event may not carry them.
 pub const RESERVED_FIELDS: [&str; 3] = ["topic", "timestamp", "redelivered"];
 
-/// Room left at the end of `body` for `,"timestamp":<u64>` (13 + 20 bytes),
-/// so that [`EventInput::stamp`] never reallocates.
-const STAMP_SPARE_BYTES: usize = 40;
-
-/// `{"topic":""`, `,"id":` and `,"priority":255`: 34 bytes, rounded up.
-const FIXED_BODY_BYTES: usize = 40;
-
 /// Up to this many fields, duplicate keys are found by comparing every pair,
 /// which beats hashing for the usual three or four fields; above it a set
 /// keeps a field-stuffed 1 MiB line from costing quadratic time.
@@ -53,28 +51,23 @@ const BAD_ID: &str = "field 'id' must be a string of 1 to 256 bytes without whit
                       or a non-negative integer that fits in 64 bits";
 const BAD_PRIORITY: &str = "field 'priority' must be an integer literal from 0 to 255";
 
-/// A validated event, ready to be stamped and stored.
+/// A validated event, ready to be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventInput {
     /// The id as a string (an integer id is kept as its decimal string).
     pub id: String,
     /// 0..=255, default 0.
     pub priority: u8,
-    /// The delivery line without `timestamp` and without the closing brace:
-    /// `{"topic":"<topic>","id":"<id>","priority":<p>,<the other fields as sent>`.
-    pub body: Vec<u8>,
+    /// Every other field as sent, each as `,"<key>":<value>` (`msg` included).
+    pub fields: Vec<u8>,
 }
 
 impl EventInput {
-    /// Validates `json` (the rest of a `pub` line) as an event of `topic`.
-    ///
-    /// `topic` is not checked against the naming rules here (the command
-    /// parser does that first); it is escaped, so the body stays valid JSON
-    /// whatever it holds.
+    /// Validates `json` (the rest of a `pub` line) as an event.
     ///
     /// # Errors
     /// A human-readable reason, sent as `-ERR bad_event <reason>`.
-    pub fn parse(topic: &str, json: &str) -> Result<EventInput, String> {
+    pub fn parse(json: &str) -> Result<EventInput, String> {
         // serde_json would report a non-object as "invalid type ... expected
         // a JSON object at line 1 column 1"; say it plainly instead.
         if !json.trim_start_matches(is_json_whitespace).starts_with('{') {
@@ -109,7 +102,7 @@ impl EventInput {
         let Some(id) = id else {
             return Err("missing field 'id'".to_string());
         };
-        let (id, id_json) = parse_id(id.get())?;
+        let id = parse_id(id.get())?;
         let priority = match priority {
             None => 0,
             Some(raw) => parse_priority(raw.get())?,
@@ -118,57 +111,69 @@ impl EventInput {
             return Err("missing field 'msg'".to_string());
         }
 
-        let mut body = Vec::with_capacity(
-            FIXED_BODY_BYTES + topic.len() + id_json.len() + extra_bytes + STAMP_SPARE_BYTES,
-        );
-        body.extend_from_slice(b"{\"topic\":");
-        write_json_str(&mut body, topic);
-        body.extend_from_slice(b",\"id\":");
-        body.extend_from_slice(id_json.as_bytes());
-        body.extend_from_slice(b",\"priority\":");
-        write_u64(&mut body, u64::from(priority));
+        let mut fields_out = Vec::with_capacity(extra_bytes);
         for (key, value) in &fields {
             if matches!(key.as_ref(), "id" | "priority") {
                 continue;
             }
-            body.push(b',');
+            fields_out.push(b',');
             match key {
                 // A key with no escapes is its own JSON text.
                 Cow::Borrowed(k) => {
-                    body.push(b'"');
-                    body.extend_from_slice(k.as_bytes());
-                    body.push(b'"');
+                    fields_out.push(b'"');
+                    fields_out.extend_from_slice(k.as_bytes());
+                    fields_out.push(b'"');
                 }
-                Cow::Owned(k) => write_json_str(&mut body, k),
+                Cow::Owned(k) => write_json_str(&mut fields_out, k),
             }
-            body.push(b':');
-            write_raw_value(&mut body, value.get());
+            fields_out.push(b':');
+            write_raw_value(&mut fields_out, value.get());
         }
-        // A no-op unless escaping outgrew the estimate above.
-        body.reserve_exact(STAMP_SPARE_BYTES);
-        Ok(EventInput { id, priority, body })
-    }
-
-    /// Appends `,"timestamp":<ms>` and returns the stored body (still without
-    /// the closing brace; see [`write_delivery`]).
-    pub fn stamp(self, timestamp_ms: u64) -> Vec<u8> {
-        let mut body = self.body;
-        body.extend_from_slice(b",\"timestamp\":");
-        write_u64(&mut body, timestamp_ms);
-        body
+        Ok(EventInput {
+            id,
+            priority,
+            fields: fields_out,
+        })
     }
 }
 
-/// Appends a delivery line to `out`: the stamped body, `,"redelivered":true`
-/// when `redelivered`, then `}` and CRLF.
-pub fn write_delivery(stamped_body: &[u8], redelivered: bool, out: &mut BytesMut) {
-    const REDELIVERED: &[u8] = b",\"redelivered\":true";
-    out.reserve(stamped_body.len() + REDELIVERED.len() + 3);
-    out.put_slice(stamped_body);
-    if redelivered {
-        out.put_slice(REDELIVERED);
+/// One delivery line, assembled from the stored parts of an event.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// Topic name (valid names need no JSON escaping).
+    pub topic: &'a str,
+    /// Event id, written as a JSON string.
+    pub id: &'a str,
+    /// Priority, always written.
+    pub priority: u8,
+    /// [`EventInput::fields`] as stored.
+    pub fields: &'a [u8],
+    /// Milliseconds since the Unix epoch when the broker accepted it.
+    pub timestamp: u64,
+    /// Adds `"redelivered":true`.
+    pub redelivered: bool,
+}
+
+impl Delivery<'_> {
+    /// Appends the delivery line, CRLF included, to `out`:
+    /// `{"topic":..,"id":..,"priority":..,<fields>,"timestamp":..[,"redelivered":true]}`.
+    pub fn encode(&self, out: &mut BytesMut) {
+        // Escaping can at most sextuple the id; topics never need it.
+        out.reserve(80 + self.topic.len() + 6 * self.id.len() + self.fields.len());
+        out.put_slice(b"{\"topic\":");
+        write_json_str(out, self.topic);
+        out.put_slice(b",\"id\":");
+        write_json_str(out, self.id);
+        out.put_slice(b",\"priority\":");
+        write_u64(out, u64::from(self.priority));
+        out.put_slice(self.fields);
+        out.put_slice(b",\"timestamp\":");
+        write_u64(out, self.timestamp);
+        if self.redelivered {
+            out.put_slice(b",\"redelivered\":true");
+        }
+        out.put_slice(b"}\r\n");
     }
-    out.put_slice(b"}\r\n");
 }
 
 /// The fields of an event object in the order sent: decoded key, raw value.
@@ -252,32 +257,25 @@ fn check_duplicates(fields: &[(Cow<'_, str>, &RawValue)]) -> Result<(), String> 
     Ok(())
 }
 
-/// Returns the id and its JSON string text for the body.
-fn parse_id(raw: &str) -> Result<(String, Cow<'_, str>), String> {
+/// Returns the id as a string (an integer kept as its decimal text).
+fn parse_id(raw: &str) -> Result<String, String> {
     if raw.starts_with('"') {
-        let (id, json) = if raw.contains('\\') {
+        let id = if raw.contains('\\') {
             // The raw text already passed serde_json's scanner, so this only
             // fails if that invariant breaks; report it as a bad id anyway.
-            let id: String = serde_json::from_str(raw).map_err(|_| BAD_ID.to_string())?;
-            let mut json = Vec::with_capacity(id.len() + 2);
-            write_json_str(&mut json, &id);
-            // `write_json_str` writes `"`, escapes and the UTF-8 of `id`.
-            let json = String::from_utf8(json).map_err(|_| BAD_ID.to_string())?;
-            (id, Cow::Owned(json))
+            serde_json::from_str::<String>(raw).map_err(|_| BAD_ID.to_string())?
         } else {
-            // Without escapes the text between the quotes is the id, and the
-            // raw text is already a canonical JSON string.
-            let id = raw.get(1..raw.len() - 1).unwrap_or_default();
-            (id.to_owned(), Cow::Borrowed(raw))
+            // Without escapes the text between the quotes is the id.
+            raw.get(1..raw.len() - 1).unwrap_or_default().to_owned()
         };
         if id.is_empty() || id.len() > MAX_ID_BYTES || id.chars().any(char::is_whitespace) {
             return Err(BAD_ID.to_string());
         }
-        Ok((id, json))
+        Ok(id)
     } else if is_digits(raw) && raw.parse::<u64>().is_ok() {
         // serde_json refuses leading zeros, so the digits are already the
         // canonical decimal form.
-        Ok((raw.to_owned(), Cow::Owned(format!("\"{raw}\""))))
+        Ok(raw.to_owned())
     } else {
         Err(BAD_ID.to_string())
     }
@@ -371,9 +369,9 @@ fn write_raw_value(out: &mut Vec<u8>, raw: &str) {
 }
 
 /// Writes `s` as a JSON string, escaping only what JSON requires.
-fn write_json_str(out: &mut Vec<u8>, s: &str) {
+fn write_json_str(out: &mut impl BufMut, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
+    out.put_u8(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
@@ -395,15 +393,15 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
             ],
             _ => continue,
         };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(escape);
+        out.put_slice(&bytes[start..i]);
+        out.put_slice(escape);
         start = i + 1;
     }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
+    out.put_slice(&bytes[start..]);
+    out.put_u8(b'"');
 }
 
-fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+fn write_u64(out: &mut impl BufMut, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {
@@ -415,7 +413,7 @@ fn write_u64(out: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    out.extend_from_slice(&digits[at..]);
+    out.put_slice(&digits[at..]);
 }
 
 #[cfg(test)]
@@ -425,43 +423,46 @@ mod tests {
     use serde_json::{Map, Value, json};
 
     fn parse(json: &str) -> Result<EventInput, String> {
-        EventInput::parse("tweets", json)
+        EventInput::parse(json)
+    }
+
+    fn write_delivery(event: &EventInput, ts: u64, redelivered: bool, out: &mut BytesMut) {
+        Delivery {
+            topic: "tweets",
+            id: &event.id,
+            priority: event.priority,
+            fields: &event.fields,
+            timestamp: ts,
+            redelivered,
+        }
+        .encode(out);
     }
 
     /// The delivery line, parsed back as JSON.
     fn delivered(event: EventInput, ts: u64, redelivered: bool) -> Value {
         let mut out = BytesMut::new();
-        write_delivery(&event.stamp(ts), redelivered, &mut out);
+        write_delivery(&event, ts, redelivered, &mut out);
         let line = out.strip_suffix(b"\r\n").expect("ends with CRLF");
         assert!(!line.contains(&b'\n') && !line.contains(&b'\r'));
         serde_json::from_slice(line).expect("delivery is valid JSON")
     }
 
     #[test]
-    fn body_has_topic_id_priority_then_fields_in_order() {
+    fn fields_keep_everything_but_id_and_priority_in_order() {
         let e = parse(r#"{"msg":"hi","priority":3,"x":[1, 2],"id":"a1"}"#).unwrap();
         assert_eq!(e.id, "a1");
         assert_eq!(e.priority, 3);
         assert_eq!(
-            std::str::from_utf8(&e.body).unwrap(),
-            r#"{"topic":"tweets","id":"a1","priority":3,"msg":"hi","x":[1, 2]"#
+            std::str::from_utf8(&e.fields).unwrap(),
+            r#","msg":"hi","x":[1, 2]"#
         );
     }
 
     #[test]
-    fn stamp_does_not_reallocate() {
-        let quotes = r#"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\""#;
-        for json in [
-            r#"{"id":"1","msg":"x"}"#.to_string(),
-            // Escaping makes this key's JSON text longer than the estimate.
-            format!(r#"{{"id":"1","msg":"x","{quotes}":1}}"#),
-        ] {
-            let e = EventInput::parse(&"\"".repeat(20), &json).unwrap();
-            let capacity = e.body.capacity();
-            let stamped = e.stamp(u64::MAX);
-            assert_eq!(stamped.capacity(), capacity, "{json}");
-            assert!(stamped.ends_with(b",\"timestamp\":18446744073709551615"));
-        }
+    fn an_id_with_quotes_is_escaped_in_the_delivery() {
+        let e = parse(r#"{"id":"a\"b\\c","msg":1}"#).unwrap();
+        assert_eq!(e.id, "a\"b\\c");
+        assert_eq!(delivered(e, 1, false)["id"], json!("a\"b\\c"));
     }
 
     #[test]
@@ -486,7 +487,7 @@ mod tests {
     fn delivery_is_exact_bytes() {
         let e = parse(r#"{"id":"1","msg":"m"}"#).unwrap();
         let mut out = BytesMut::new();
-        write_delivery(&e.stamp(5), true, &mut out);
+        write_delivery(&e, 5, true, &mut out);
         assert_eq!(
             &out[..],
             b"{\"topic\":\"tweets\",\"id\":\"1\",\"priority\":0,\"msg\":\"m\",\"timestamp\":5,\"redelivered\":true}\r\n"
@@ -499,7 +500,7 @@ mod tests {
             r#"{"id":"1","msg":"m","n":1.50,"big":123456789012345678901234567890,"o":{"k":[true,null]},"s":"\u00e9\n"}"#,
         )
         .unwrap();
-        let body = std::str::from_utf8(&e.body).unwrap();
+        let body = std::str::from_utf8(&e.fields).unwrap();
         // Raw text, not a re-serialisation: 1.50 and the huge integer survive.
         assert!(body.ends_with(
             r#","n":1.50,"big":123456789012345678901234567890,"o":{"k":[true,null]},"s":"\u00e9\n""#
@@ -522,10 +523,7 @@ mod tests {
     fn integer_id_becomes_its_decimal_string() {
         let e = parse(r#"{"id":42,"msg":"m"}"#).unwrap();
         assert_eq!(e.id, "42");
-        assert!(
-            e.body
-                .starts_with(br#"{"topic":"tweets","id":"42","priority":0"#)
-        );
+        assert_eq!(delivered(e, 1, false)["id"], json!("42"));
         let e = parse(r#"{"id":18446744073709551615,"msg":"m"}"#).unwrap();
         assert_eq!(e.id, "18446744073709551615");
         assert_eq!(parse(r#"{"id":0,"msg":"m"}"#).unwrap().id, "0");
@@ -693,14 +691,14 @@ mod tests {
     #[test]
     fn escaped_keys_are_re_escaped() {
         let e = parse(r#"{"id":"1","msg":1,"a\"b\u00e9":2}"#).unwrap();
-        assert!(e.body.ends_with(r#","a\"bé":2"#.as_bytes()));
+        assert!(e.fields.ends_with(r#","a\"bé":2"#.as_bytes()));
         assert_eq!(delivered(e, 1, false)["a\"bé"], json!(2));
     }
 
     #[test]
     fn whitespace_around_and_inside_is_accepted_and_line_breaks_removed() {
         let e = parse(" {\t\"id\" : \"1\" ,\r\"msg\":[1,\r2,\n3] } \r\n").unwrap();
-        assert!(!e.body.contains(&b'\r') && !e.body.contains(&b'\n'));
+        assert!(!e.fields.contains(&b'\r') && !e.fields.contains(&b'\n'));
         assert_eq!(delivered(e, 1, false)["msg"], json!([1, 2, 3]));
     }
 
@@ -716,8 +714,19 @@ mod tests {
 
     #[test]
     fn topic_is_escaped_even_if_not_validated() {
-        let e = EventInput::parse("a\"b", r#"{"id":"1","msg":1}"#).unwrap();
-        assert_eq!(delivered(e, 1, false)["topic"], json!("a\"b"));
+        let e = parse(r#"{"id":"1","msg":1}"#).unwrap();
+        let mut out = BytesMut::new();
+        Delivery {
+            topic: "a\"b",
+            id: &e.id,
+            priority: 0,
+            fields: &e.fields,
+            timestamp: 1,
+            redelivered: false,
+        }
+        .encode(&mut out);
+        let v: Value = serde_json::from_slice(&out[..out.len() - 2]).unwrap();
+        assert_eq!(v["topic"], json!("a\"b"));
     }
 
     #[test]

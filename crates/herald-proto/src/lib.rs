@@ -3,8 +3,8 @@
 //! - [`decoder`]: splits a byte stream into lines, resuming after partial
 //!   reads, enforcing the line limit and discarding the rest of an overlong line.
 //! - [`command`]: parses one line into a [`Command`] or a [`ParseError`].
-//! - [`event`]: validates the JSON event of a `pub` and builds the bytes of its
-//!   delivery once, so fan-out and redelivery never re-serialise it.
+//! - [`event`]: validates the JSON event of a `pub`, keeps only the fields the
+//!   publisher chose, and writes delivery lines around them.
 //! - [`reply`]: the `+OK` / `-ERR` replies and the wire error codes.
 //! - [`name`]: the character rules shared by topic and client names.
 //!
@@ -20,7 +20,7 @@ pub mod reply;
 
 pub use command::{Command, ParseError, parse_line};
 pub use decoder::{Frame, LineDecoder};
-pub use event::{EventInput, write_delivery};
+pub use event::{Delivery, EventInput};
 pub use reply::{ErrorCode, Reply};
 
 /// Default maximum line length in bytes (1 MiB), counting every byte before the LF.

@@ -25,7 +25,7 @@ use crate::sync::SyncRequest;
 use bytes::{Bytes, BytesMut};
 use herald_core::{Broker, Change, ConnId, Effects, Output, Seq};
 use herald_log::{Log, Lsn};
-use herald_proto::{Command, ErrorCode, ParseError, Reply, write_delivery};
+use herald_proto::{Command, Delivery, ErrorCode, ParseError, Reply};
 use std::collections::VecDeque;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -139,6 +139,8 @@ pub struct BrokerThread {
     holding: Vec<ConnId>,
     /// Connections to close once their output is sent.
     to_close: Vec<ConnId>,
+    /// Connections that quit or sent EOF, to detach from the broker.
+    detaching: Vec<ConnId>,
     /// (LSN of a published event's record, its Seq), oldest first.
     unsynced_events: VecDeque<(Lsn, Seq)>,
     synced: Lsn,
@@ -185,7 +187,7 @@ fn describe(command: &Command) -> String {
             "pub {topic} id={} priority={} ({} bytes)",
             event.id,
             event.priority,
-            event.body.len()
+            event.fields.len()
         ),
         Command::Sub { topic, prefetch } => format!("sub {topic} {prefetch}"),
         Command::Unsub { topic } => format!("unsub {topic}"),
@@ -223,6 +225,7 @@ impl BrokerThread {
             dirty: Vec::new(),
             holding: Vec::new(),
             to_close: Vec::new(),
+            detaching: Vec::new(),
             unsynced_events: VecDeque::new(),
             synced,
             sync_in_flight: false,
@@ -261,7 +264,9 @@ impl BrokerThread {
                     other => self.on_input(other, now),
                 }
             }
-            self.compact_step();
+            if self.compaction.is_some() {
+                self.compact_step();
+            }
             self.end_batch();
             if let Some(reason) = self.fatal.take() {
                 self.close_all();
@@ -276,6 +281,11 @@ impl BrokerThread {
         match self.log.sync() {
             Ok(lsn) => self.on_synced(lsn),
             Err(e) => error!(cause = %e, "final log sync failed"),
+        }
+        // Releasing held output can deliver events, whose delivery records
+        // (the redelivered flag after the restart) must reach the disk too.
+        if let Err(e) = self.log.sync() {
+            error!(cause = %e, "final log sync failed");
         }
         self.flush_outputs();
         self.close_all();
@@ -310,7 +320,10 @@ impl BrokerThread {
                     self.on_command(conn, command, now);
                 }
             }
-            Input::EndOfInput { conn } => self.close_after_output(conn),
+            Input::EndOfInput { conn } => {
+                self.close_after_output(conn);
+                self.detach_closing();
+            }
             Input::Disconnect { conn } => {
                 self.broker.disconnect(conn, &mut self.fx);
                 self.apply_effects(None);
@@ -326,7 +339,11 @@ impl BrokerThread {
                 error!(cause = %error, "fdatasync of the log failed; stopping without acknowledging unsynced changes");
                 self.fatal = Some(format!("fdatasync failed: {error}"));
             }
-            Input::Tick => {}
+            Input::Tick => {
+                if self.compaction.is_none() {
+                    self.maybe_start_compaction();
+                }
+            }
             Input::Shutdown { .. } => {}
         }
     }
@@ -357,6 +374,7 @@ impl BrokerThread {
         }
         self.broker.handle(conn, command, now, &mut self.fx);
         self.apply_effects(Some(conn));
+        self.detach_closing();
     }
 
     /// Makes sure the current segment can take `bound` more bytes.
@@ -412,11 +430,20 @@ impl BrokerThread {
                 }
                 Output::Deliver {
                     conn,
+                    topic,
                     event,
                     redelivered,
                 } => {
                     if let Some(buf) = self.output_buffer(*conn, Lsn::default()) {
-                        write_delivery(event.body(), *redelivered, buf);
+                        Delivery {
+                            topic,
+                            id: event.id(),
+                            priority: event.priority,
+                            fields: event.fields(),
+                            timestamp: event.timestamp,
+                            redelivered: *redelivered,
+                        }
+                        .encode(buf);
                     }
                 }
             }
@@ -445,6 +472,17 @@ impl BrokerThread {
             if c.held.is_empty() {
                 self.to_close.push(conn);
             }
+            self.detaching.push(conn);
+        }
+    }
+
+    /// A closing connection gets no more deliveries: the broker forgets it
+    /// now (a durable subscriber's in-flight events go back to its queue,
+    /// unsent ones unflagged) rather than when the socket finally closes.
+    fn detach_closing(&mut self) {
+        while let Some(conn) = self.detaching.pop() {
+            self.broker.disconnect(conn, &mut self.fx);
+            self.apply_effects(None);
         }
     }
 
@@ -616,10 +654,6 @@ impl BrokerThread {
     /// Starts a compaction when the log holds much more than the live data,
     /// and copies a bounded number of live events forward per batch.
     fn compact_step(&mut self) {
-        if self.compaction.is_none() {
-            self.maybe_start_compaction();
-            return;
-        }
         let Some(mut job) = self.compaction.take() else {
             return;
         };
@@ -669,9 +703,19 @@ impl BrokerThread {
         if total < 2 * live + self.config.segment_bytes {
             return;
         }
+        // Every segment starts with a snapshot of topics and subscriptions,
+        // which compaction cannot shrink: count only what follows them.
+        let metadata = self.broker.metadata();
+        let snapshot: u64 = metadata
+            .iter()
+            .map(|c| herald_log::encoded_len(c) as u64)
+            .sum();
+        let records = total.saturating_sub(snapshot * segments.len() as u64);
+        if records < 2 * live + self.config.segment_bytes {
+            return;
+        }
         // Everything before a fresh segment gets replaced by copies written
         // from here on; the fresh segment starts with the metadata snapshot.
-        let metadata = self.broker.metadata();
         if let Err(e) = self.log.rotate(&metadata, 0) {
             debug!(cause = %e, "compaction postponed: cannot rotate");
             return;

@@ -19,16 +19,23 @@ use tracing::{debug, info};
 
 /// Output a connection may have pending before we stop reading its commands.
 const MAX_PENDING_OUTPUT_BYTES: usize = 8 * 1024 * 1024;
+/// How long a closing connection keeps draining the client's input.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 /// Read buffer growth step.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Serves one connection until either side closes it.
+///
+/// `_alive` is dropped when the connection is done: the server waits for
+/// every such token before it exits, so output already handed to a
+/// connection reaches its client.
 pub async fn serve(
     mut socket: TcpStream,
     peer: SocketAddr,
     conn: ConnId,
     broker: mpsc::Sender<Input>,
     max_line_bytes: usize,
+    _alive: mpsc::Sender<()>,
 ) {
     let _ = socket.set_nodelay(true);
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -60,6 +67,9 @@ async fn run(
     loop {
         if closing && out.is_empty() {
             let _ = writer.shutdown().await;
+            if read_open {
+                linger(&mut reader).await;
+            }
             return "quit";
         }
         let can_read = read_open && !quitting && out.len() < MAX_PENDING_OUTPUT_BYTES;
@@ -69,9 +79,11 @@ async fn run(
                 Some(Outbound::Data(data)) => out.extend_from_slice(&data),
                 Some(Outbound::Close) => closing = true,
                 None => {
-                    // The broker stopped: write what we have, then close.
+                    // The broker stopped: write what we have, then close
+                    // politely (see `linger`).
                     let _ = writer.write_all(&out).await;
                     let _ = writer.shutdown().await;
+                    linger(&mut reader).await;
                     return "server stopping";
                 }
             },
@@ -104,6 +116,20 @@ async fn run(
                     Err(_) => return "read error",
                 }
             }
+        }
+    }
+}
+
+/// After our FIN, reads and drops what the client still sends, briefly:
+/// closing a socket with unread input makes the kernel send a reset, which
+/// can destroy replies the client has not read yet.
+async fn linger(reader: &mut tokio::net::tcp::ReadHalf<'_>) {
+    let mut sink = [0u8; 16 * 1024];
+    let deadline = tokio::time::Instant::now() + LINGER;
+    loop {
+        match tokio::time::timeout_at(deadline, reader.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => continue,
+            _ => return,
         }
     }
 }

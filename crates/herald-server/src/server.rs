@@ -16,6 +16,8 @@ use tracing::{error, info, warn};
 /// of commands from one read): a full channel makes connection tasks wait,
 /// which stops them reading, which is TCP backpressure on publishers.
 const INPUT_QUEUE_MESSAGES: usize = 4096;
+/// How long a stopping server waits for connections to write their output.
+const CONNECTION_DRAIN: Duration = Duration::from_secs(3);
 /// Wake-up period for interval syncs, compaction and retries.
 const TICK_MS: u64 = 200;
 
@@ -102,6 +104,8 @@ pub async fn run(
     };
 
     let mut result_rx = result_rx;
+    // Every connection task holds a clone; `recv` returns once all are gone.
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let mut next_conn = 0u64;
     tokio::pin!(shutdown);
     let broker_result = loop {
@@ -112,7 +116,14 @@ pub async fn run(
                 Ok((socket, peer)) => {
                     next_conn += 1;
                     let conn = ConnId(next_conn);
-                    tokio::spawn(connection::serve(socket, peer, conn, tx.clone(), max_line_bytes));
+                    tokio::spawn(connection::serve(
+                        socket,
+                        peer,
+                        conn,
+                        tx.clone(),
+                        max_line_bytes,
+                        alive_tx.clone(),
+                    ));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little
@@ -142,7 +153,11 @@ pub async fn run(
     drop(tx);
     let _ = tokio::task::spawn_blocking(move || sync_thread.join()).await;
     // Let connection tasks write what the broker handed them last.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    drop(alive_tx);
+    let drained = tokio::time::timeout(CONNECTION_DRAIN, alive_rx.recv()).await;
+    if drained.is_err() {
+        warn!("some connections were still writing when the server stopped");
+    }
     match result {
         Ok(()) => {
             info!("stopped");

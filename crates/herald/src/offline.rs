@@ -46,9 +46,11 @@ fn topic_view(broker: &Broker, topic: &str) -> Option<Value> {
         let list: Vec<Value> = events
             .iter()
             .map(|e| {
-                let mut body = e.body().to_vec();
-                body.push(b'}');
-                let msg = serde_json::from_slice::<Value>(&body)
+                // The stored fields are `,"key":value...`: make them an object.
+                let mut object = b"{\"_\":0".to_vec();
+                object.extend_from_slice(e.fields());
+                object.push(b'}');
+                let msg = serde_json::from_slice::<Value>(&object)
                     .ok()
                     .and_then(|v| v.get("msg").cloned())
                     .unwrap_or(Value::Null);

@@ -64,6 +64,7 @@ fn delivered(outputs: &[Output]) -> Vec<(u64, String, bool)> {
                 conn,
                 event,
                 redelivered,
+                ..
             } => Some((conn.0, event.id().to_string(), *redelivered)),
             _ => None,
         })

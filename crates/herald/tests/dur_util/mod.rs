@@ -1,0 +1,335 @@
+//! Helpers shared by the durability, crash, corruption and compaction tests:
+//! running the `herald` binary to completion, reading segment files the way
+//! docs in `herald-log` describe them, a small deterministic RNG, and a
+//! connection that reports a dead server instead of panicking.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Size of a segment header (docs of `herald-log`).
+pub const HEADER_BYTES: usize = 24;
+
+/// What a finished `herald` run printed.
+#[derive(Debug)]
+pub struct Finished {
+    /// Exit code (None if killed by a signal).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `herald <args>` to completion (killed and failed after `timeout`).
+pub fn run_herald(args: &[&str], timeout: Duration) -> Finished {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(args)
+        .env("HERALD_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env_remove("HERALD_DATA")
+        .env_remove("HERALD_LISTEN")
+        .env_remove("HERALD_FSYNC")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn herald");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "herald {args:?} still running after {timeout:?}; stderr so far:\n{}",
+                err_t.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Finished {
+        code: status.code(),
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    }
+}
+
+/// `herald serve` on `data` that is expected to exit by itself (refusal).
+pub fn serve_expecting_exit(data: &Path, extra: &[&str]) -> Finished {
+    let data = data.to_str().expect("utf-8 path");
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data", data];
+    args.extend_from_slice(extra);
+    run_herald(&args, Duration::from_secs(60))
+}
+
+/// The segment files of a data directory, oldest first.
+pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read data dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.len() == 24 && n.ends_with(".log"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Total size in bytes of the segment files.
+pub fn log_bytes(dir: &Path) -> u64 {
+    segment_files(dir)
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+/// A record's place in a segment: start offset of its frame and payload length.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordPos {
+    pub start: usize,
+    pub len: usize,
+}
+
+impl RecordPos {
+    /// Offset just past this record.
+    pub fn end(&self) -> usize {
+        self.start + 8 + self.len
+    }
+}
+
+/// Walks the records of one segment's bytes: from offset 24, `len + 8` per
+/// record, until a zero length or the end of the data.
+pub fn walk_records(bytes: &[u8]) -> Vec<RecordPos> {
+    assert!(
+        bytes.len() >= HEADER_BYTES,
+        "segment shorter than its header"
+    );
+    assert_eq!(&bytes[..8], b"HRLDLOG\0", "segment magic");
+    let mut out = Vec::new();
+    let mut pos = HEADER_BYTES;
+    while pos + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            break;
+        }
+        assert!(
+            pos + 8 + len <= bytes.len(),
+            "record at {pos} runs past the file"
+        );
+        out.push(RecordPos { start: pos, len });
+        pos += 8 + len;
+    }
+    out
+}
+
+/// The payload kind byte of a record.
+pub fn record_kind(bytes: &[u8], r: RecordPos) -> u8 {
+    bytes[r.start + 8]
+}
+
+/// Copies a data directory's files (not the lock state: a copy is unlocked).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create copy dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        if entry.file_type().expect("file type").is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy file");
+        }
+    }
+}
+
+/// xorshift64*: deterministic given the seed the test prints.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded from `HERALD_TEST_SEED` if set, else from the clock.
+    pub fn from_env_or_time() -> Rng {
+        let seed = std::env::var("HERALD_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+        eprintln!("rng seed {seed} (set HERALD_TEST_SEED to replay)");
+        Rng::new(seed)
+    }
+
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform-ish in `lo..hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo)
+    }
+}
+
+/// A raw line connection that returns `None` when the server goes away
+/// (for tests that kill the server under it).
+pub struct RawConn {
+    pub reader: BufReader<TcpStream>,
+    pub writer: TcpStream,
+}
+
+impl RawConn {
+    /// Connects and reads the greeting.
+    pub fn connect(addr: SocketAddr, read_timeout: Duration) -> RawConn {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(read_timeout)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let writer = stream.try_clone().unwrap();
+        let mut conn = RawConn {
+            reader: BufReader::new(stream),
+            writer,
+        };
+        let greeting = conn
+            .line_within(Duration::from_secs(20))
+            .expect("greeting before EOF");
+        assert!(greeting.starts_with("+OK "), "greeting: {greeting}");
+        conn
+    }
+
+    /// Next line without CRLF. `Ok(None)`: EOF or reset (server gone).
+    /// `Err(())`: read timeout.
+    pub fn line(&mut self) -> Result<Option<String>, ()> {
+        read_line(&mut self.reader)
+    }
+
+    /// Next line, waiting through read timeouts up to `limit` (panics
+    /// after it); `None` on EOF.
+    pub fn line_within(&mut self, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.line() {
+                Ok(line) => return line,
+                Err(()) => assert!(Instant::now() < deadline, "no line within {limit:?}"),
+            }
+        }
+    }
+
+    /// Sends one line; false if the server is gone.
+    pub fn send(&mut self, line: &str) -> bool {
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        self.writer.write_all(&bytes).is_ok()
+    }
+
+    pub fn set_read_timeout(&self, t: Duration) {
+        self.reader.get_ref().set_read_timeout(Some(t)).unwrap();
+    }
+}
+
+/// Next line without CRLF from a server connection. `Ok(None)`: EOF or
+/// reset (server gone). `Err(())`: read timeout (the server was quiet).
+pub fn read_line(reader: &mut BufReader<TcpStream>) -> Result<Option<String>, ()> {
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) if buf.is_empty() => return Ok(None),
+            Ok(_) => {
+                if !buf.ends_with(b"\r\n") {
+                    // Cut mid-line by the server dying.
+                    return Ok(None);
+                }
+                buf.truncate(buf.len() - 2);
+                return Ok(Some(String::from_utf8(buf).expect("server wrote UTF-8")));
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                // `read_until` keeps what it read in `buf`: a line begun
+                // is finished (or cut by EOF) on the next read.
+                if buf.is_empty() {
+                    return Err(());
+                }
+            }
+            Err(_) => return Ok(None),
+        }
+    }
+}
+
+/// Sorts `(publish_index, priority, id)` into delivery order: priority
+/// descending, then publish order.
+pub fn delivery_order(mut events: Vec<(usize, u8, String)>) -> Vec<String> {
+    events.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    events.into_iter().map(|e| e.2).collect()
+}
+
+/// The pid of the running `herald serve` whose command line names `data`.
+pub fn serve_pid(data: &Path) -> Option<u32> {
+    let needle = data.to_str()?.as_bytes().to_vec();
+    for entry in std::fs::read_dir("/proc").ok()? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        if args.contains(&&b"serve"[..]) && args.contains(&needle.as_slice()) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// A field of `/proc/<pid>/io` (e.g. `write_bytes`), if readable.
+pub fn proc_io(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A connection that holds durable name `name` (retrying while the
+/// broker still sees the previous connection that used it).
+pub fn hold_name(server: &crate::common::Server, name: &str) -> crate::common::Client {
+    let deadline = Instant::now() + crate::common::LINE_TIMEOUT;
+    loop {
+        let mut c = server.connect();
+        let reply = c.cmd(&format!("name {name}"));
+        if reply == format!("+OK name {name}") {
+            return c;
+        }
+        assert_eq!(crate::common::err_code(&reply), "name_in_use");
+        assert!(Instant::now() < deadline, "{name} stays in use");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
