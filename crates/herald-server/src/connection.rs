@@ -1,13 +1,13 @@
 //! One task per client connection: read lines, parse them, hand them to the
-//! broker thread; write what the broker thread sends back.
+//! broker task; write what the broker task sends back.
 //!
-//! Parsing happens here, on the tokio workers, so the broker thread only
+//! Parsing happens here, on the tokio workers, so the broker task only
 //! applies commands. Reading and writing share one task and one `select!`
 //! so that a client that pipelines without reading its replies cannot
 //! deadlock us: we keep reading while output is pending, up to
 //! `MAX_PENDING_OUTPUT_BYTES`, and only then stop reading (TCP backpressure).
 
-use crate::broker_thread::{Input, Outbound};
+use crate::broker_task::{Input, Outbound};
 use bytes::BytesMut;
 use herald_core::ConnId;
 use herald_proto::{Command, Frame, LineDecoder, ParseError, parse_line};

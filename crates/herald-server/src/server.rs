@@ -1,7 +1,7 @@
 //! `run`: recover the log, start the broker and fsync threads, accept
 //! connections until the shutdown future resolves, then stop cleanly.
 
-use crate::broker_thread::{BrokerThread, Input};
+use crate::broker_task::{BrokerTask, Input};
 use crate::config::Config;
 use crate::connection;
 use herald_core::{Broker, ConnId};
@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
-/// Capacity of the broker thread's input channel, in messages (each a batch
+/// Capacity of the broker task's input channel, in messages (each a batch
 /// of commands from one read): a full channel makes connection tasks wait,
 /// which stops them reading, which is TCP backpressure on publishers.
 const INPUT_QUEUE_MESSAGES: usize = 4096;
@@ -78,14 +78,11 @@ pub async fn run(
     let (sync_tx, sync_thread) = crate::sync::spawn(tx.clone()).map_err(Error::Thread)?;
     let max_line_bytes = config.max_line_bytes;
     let fsync = config.fsync;
-    let core = BrokerThread::new(broker, log, config, sync_tx);
-    let (result_tx, result_rx) = oneshot::channel();
-    std::thread::Builder::new()
-        .name("herald-broker".into())
-        .spawn(move || {
-            let _ = result_tx.send(core.run(rx));
-        })
-        .map_err(Error::Thread)?;
+    let core = BrokerTask::new(broker, log, config, sync_tx);
+    // The broker runs as a task beside the connections: on the default
+    // single-threaded runtime a command and its reply cross no thread, which
+    // is what a round trip per event (prefetch 1) is made of.
+    let broker_task = tokio::spawn(core.run(rx));
 
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, %fsync, "listening");
@@ -103,7 +100,7 @@ pub async fn run(
         })
     };
 
-    let mut result_rx = result_rx;
+    let mut broker_task = broker_task;
     // Every connection task holds a clone; `recv` returns once all are gone.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let mut next_conn = 0u64;
@@ -111,7 +108,7 @@ pub async fn run(
     let broker_result = loop {
         tokio::select! {
             _ = &mut shutdown => break None,
-            res = &mut result_rx => break Some(res),
+            res = &mut broker_task => break Some(res),
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     next_conn += 1;
@@ -138,16 +135,16 @@ pub async fn run(
     ticker.abort();
 
     let result = match broker_result {
-        Some(res) => res.unwrap_or_else(|_| Err("broker thread panicked".into())),
+        Some(res) => res.unwrap_or_else(|_| Err("broker task panicked".into())),
         None => {
             info!("shutting down");
             let (done_tx, done_rx) = oneshot::channel();
             if tx.send(Input::Shutdown { done: done_tx }).await.is_ok() {
                 let _ = done_rx.await;
             }
-            result_rx
+            broker_task
                 .await
-                .unwrap_or_else(|_| Err("broker thread panicked".into()))
+                .unwrap_or_else(|_| Err("broker task panicked".into()))
         }
     };
     drop(tx);

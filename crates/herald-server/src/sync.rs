@@ -1,11 +1,11 @@
 //! The fsync thread: group commit's second half.
 //!
-//! The broker thread writes each batch to the OS itself (one `pwrite`), then
+//! The broker task writes each batch to the OS itself (one `pwrite`), then
 //! asks this thread to `fdatasync` the segment. While a sync runs, the broker
 //! keeps serving and writing, so the next sync covers every batch written
 //! meanwhile: one fdatasync per round, however many events it holds.
 
-use crate::broker_thread::Input;
+use crate::broker_task::Input;
 use herald_log::Lsn;
 use std::fs::File;
 use std::sync::Arc;

@@ -1,0 +1,233 @@
+//! What a subscriber receives: [`Delivery`] values through a [`Subscription`].
+//!
+//! The connection task parses each delivery line once, routes it by its
+//! `topic` field to the subscription's channel, and gives it a handle to the
+//! connection so that [`Delivery::ack`] needs nothing else.
+
+use crate::driver::Handle;
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+
+/// One event delivered to a subscription (PROTOCOL.md §5).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The topic it was published to.
+    pub topic: String,
+    /// Its id (an integer id comes as its decimal string).
+    pub id: String,
+    /// 0 to 255.
+    pub priority: u8,
+    /// The payload as published.
+    pub msg: serde_json::Value,
+    /// When the broker accepted it, in milliseconds since the Unix epoch.
+    pub timestamp: u64,
+    /// `true` when it was delivered before (before a disconnect or a
+    /// broker restart) and not acknowledged.
+    pub redelivered: bool,
+    /// The delivery line exactly as the broker sent it (one JSON object),
+    /// with every field the publisher added.
+    pub raw: String,
+    handle: Option<Handle>,
+}
+
+/// The fields of a delivery line the client reads; others stay in `raw`.
+#[derive(Deserialize)]
+struct Wire {
+    topic: String,
+    id: WireId,
+    #[serde(default)]
+    priority: u8,
+    #[serde(default)]
+    msg: serde_json::Value,
+    #[serde(default)]
+    timestamp: u64,
+    #[serde(default)]
+    redelivered: bool,
+}
+
+/// The broker sends ids as strings; accept an integer too.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WireId {
+    Text(String),
+    Number(u64),
+}
+
+impl Delivery {
+    /// Parses a delivery line (without its CRLF).
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] if the line is not a delivery object.
+    pub fn parse(line: &str) -> Result<Delivery> {
+        let wire: Wire = serde_json::from_str(line)
+            .map_err(|e| Error::Protocol(format!("bad delivery line: {e}")))?;
+        Ok(Delivery {
+            topic: wire.topic,
+            id: match wire.id {
+                WireId::Text(s) => s,
+                WireId::Number(n) => n.to_string(),
+            },
+            priority: wire.priority,
+            msg: wire.msg,
+            timestamp: wire.timestamp,
+            redelivered: wire.redelivered,
+            raw: line.to_string(),
+            handle: None,
+        })
+    }
+
+    pub(crate) fn with_handle(mut self, handle: Handle) -> Delivery {
+        self.handle = Some(handle);
+        self
+    }
+
+    /// Acknowledges this delivery (`ack <topic> <id>`), so the broker
+    /// removes it and sends the next one.
+    ///
+    /// The command is queued for sending when `ack` is called; awaiting the
+    /// future waits for the broker's `+OK acked`. Dropping the future
+    /// without awaiting it still acknowledges (see [`Delivery::send_ack`]).
+    ///
+    /// # Errors
+    /// [`Error::Server`] with `no_event` if it was already acknowledged,
+    /// `not_subscribed` after an unsubscribe; [`Error::Closed`] if the
+    /// connection is gone.
+    pub fn ack(&self) -> impl Future<Output = Result<()>> + Send + 'static + use<> {
+        let call = match &self.handle {
+            Some(handle) => Ok(handle.ack(&self.topic, &self.id)),
+            None => Err(Error::Closed),
+        };
+        async move { call?.await }
+    }
+
+    /// Acknowledges without waiting for the broker's reply: the command is
+    /// queued and this returns at once. A failure (the event was already
+    /// acknowledged, the connection is gone) is not reported; the event is
+    /// then redelivered or was already gone, which is what at-least-once
+    /// consumers expect.
+    pub fn send_ack(&self) {
+        // The command is queued by `ack` itself; the future only waits for
+        // the reply, so dropping it costs nothing but the answer.
+        drop(self.ack());
+    }
+
+    /// The whole delivery as a JSON value (every field, including those
+    /// the publisher added beyond `id`, `priority` and `msg`).
+    ///
+    /// # Errors
+    /// Never for a line the broker sent; [`Error::Protocol`] otherwise.
+    pub fn to_value(&self) -> Result<serde_json::Value> {
+        serde_json::from_str(&self.raw).map_err(|e| Error::Protocol(e.to_string()))
+    }
+}
+
+/// The deliveries of one topic to this client, in the broker's order
+/// (highest priority first, then oldest first).
+///
+/// Read it with [`Subscription::next`] or as a [`futures_core::Stream`].
+/// It ends (`None`) when the subscription ends: after
+/// [`Subscription::unsubscribe`], after the connection closes for good, or
+/// if the same topic is subscribed again on this client (the newer
+/// subscription gets the deliveries). With reconnecting on
+/// ([`crate::ClientOptions::reconnect`]) it survives a dropped connection.
+///
+/// Dropping it does not unsubscribe (a durable subscriber keeps its queue
+/// on the broker); deliveries that arrive for it afterwards are discarded
+/// by the client and stay unacknowledged.
+#[derive(Debug)]
+pub struct Subscription {
+    topic: String,
+    rx: mpsc::UnboundedReceiver<Delivery>,
+    handle: Handle,
+}
+
+impl Subscription {
+    pub(crate) fn new(
+        topic: String,
+        rx: mpsc::UnboundedReceiver<Delivery>,
+        handle: Handle,
+    ) -> Subscription {
+        Subscription { topic, rx, handle }
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The next delivery; `None` once the subscription has ended.
+    pub async fn next(&mut self) -> Option<Delivery> {
+        self.rx.recv().await
+    }
+
+    /// A delivery that has already arrived, without waiting.
+    pub fn try_next(&mut self) -> Option<Delivery> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Ends the subscription (`unsub <topic>`); the broker discards this
+    /// subscriber's queue for the topic.
+    ///
+    /// # Errors
+    /// As [`crate::Client::unsubscribe`].
+    pub async fn unsubscribe(self) -> Result<()> {
+        self.handle.unsubscribe(&self.topic).await
+    }
+}
+
+impl futures_core::Stream for Subscription {
+    type Item = Delivery;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_first_delivery() {
+        let line = r#"{"topic":"tweets","id":"1","priority":3,"msg":"tweet 1","lang":"en","timestamp":1650054011933}"#;
+        let d = Delivery::parse(line).unwrap();
+        assert_eq!(d.topic, "tweets");
+        assert_eq!(d.id, "1");
+        assert_eq!(d.priority, 3);
+        assert_eq!(d.msg, "tweet 1");
+        assert_eq!(d.timestamp, 1650054011933);
+        assert!(!d.redelivered);
+        assert_eq!(d.raw, line);
+        assert_eq!(d.to_value().unwrap()["lang"], "en");
+    }
+
+    #[test]
+    fn parses_a_redelivery_with_an_integer_id() {
+        let line =
+            r#"{"topic":"t","id":7,"priority":0,"msg":{"a":1},"timestamp":1,"redelivered":true}"#;
+        let d = Delivery::parse(line).unwrap();
+        assert_eq!(d.id, "7");
+        assert!(d.redelivered);
+        assert_eq!(d.msg["a"], 1);
+    }
+
+    #[test]
+    fn a_line_that_is_not_a_delivery_is_a_protocol_error() {
+        for line in ["{", "{}", r#"{"topic":1,"id":"x"}"#, "[1]"] {
+            assert!(
+                matches!(Delivery::parse(line), Err(Error::Protocol(_))),
+                "{line}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn ack_without_a_connection_is_closed() {
+        let d = Delivery::parse(r#"{"topic":"t","id":"1","msg":0}"#).unwrap();
+        assert!(matches!(d.ack().await, Err(Error::Closed)));
+    }
+}

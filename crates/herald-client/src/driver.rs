@@ -1,0 +1,538 @@
+//! The connection task: the only owner of the socket.
+//!
+//! Callers hand it [`Request`]s through an unbounded channel (a [`Handle`]);
+//! it appends each request's line to one output buffer and its reply slot to
+//! the `pending` queue in the same step, so the queue order is the order the
+//! broker sees the commands. Every reply line (`+OK`/`-ERR`) then resolves
+//! the front of the queue: the protocol answers every command exactly once
+//! and in order, so FIFO matching is exact. Lines starting with `{` are
+//! deliveries, routed by their `topic` field to the subscription's channel.
+//!
+//! Reading and writing share one `select!` with a non-blocking partial write
+//! (`write_buf`), never a blocking `write_all`: a caller may pipeline
+//! thousands of commands, and a task stuck writing while the broker waits
+//! for us to read its replies would deadlock both sides.
+//!
+//! Reconnecting (named durable subscribers, PROTOCOL.md §6): when the
+//! connection drops, every command sent but unanswered and every command
+//! queued since is kept; after a new connection has sent `name` (and got
+//! `+OK`), the task resubscribes every live subscription, then resends the
+//! kept commands in their original order. Subscriptions keep their channels,
+//! so the application simply sees the redelivered events.
+//!
+//! Invariant: a subscription's route is installed when its `+OK subscribed`
+//! is read, which is before any of its deliveries (the broker writes the
+//! reply first), and removed when `+OK unsubscribed` is read.
+
+use crate::delivery::Delivery;
+use crate::error::{Error, Result};
+use bytes::BytesMut;
+use herald_proto::{ErrorCode, Frame, LineDecoder};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+/// Longest line accepted from the broker. A delivery is at most the
+/// broker's line limit (1 MiB by default) plus the fields it adds; this
+/// leaves room for brokers configured with a larger limit.
+const MAX_REPLY_LINE_BYTES: usize = 64 * 1024 * 1024;
+/// Output buffered before the task stops taking new requests.
+const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
+/// Read buffer growth step.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// First pause before reconnecting; doubles up to [`BACKOFF_MAX_MS`].
+const BACKOFF_MIN_MS: u64 = 50;
+/// Longest pause between reconnection attempts.
+const BACKOFF_MAX_MS: u64 = 2000;
+
+/// What a request does to the task's state once the broker says `+OK`.
+#[derive(Debug)]
+pub(crate) enum Kind {
+    /// `pub`: resent after a reconnect (the broker answers `duplicate` if
+    /// it had been stored).
+    Pub,
+    /// `ack`: resent after a reconnect; `no_event` then means it had been
+    /// applied before the drop, and counts as success.
+    Ack,
+    /// `sub`: installs the route.
+    Sub {
+        topic: String,
+        prefetch: u16,
+        tx: mpsc::UnboundedSender<Delivery>,
+    },
+    /// `unsub`: removes the route.
+    Unsub { topic: String },
+    /// `name`: remembered for reconnecting.
+    Name(String),
+    /// `quit`: the connection ends without reconnecting.
+    Quit,
+    /// Anything read-only or idempotent (`create`, `topics`, `stats`, `ping`).
+    Other,
+    /// A `sub` the task itself sends after reconnecting.
+    Resub { topic: String },
+}
+
+/// One command for the connection task.
+#[derive(Debug)]
+pub(crate) struct Request {
+    /// The command line, LF included.
+    pub line: Vec<u8>,
+    pub kind: Kind,
+    /// Where the reply goes: the text after `+OK `, or the error.
+    pub reply: Option<oneshot::Sender<Result<String>>>,
+    /// Sent again after a reconnect.
+    pub retried: bool,
+}
+
+/// A cheap, cloneable way to send requests. The task ends once every
+/// handle is dropped (clients, subscriptions and deliveries all hold one).
+#[derive(Debug, Clone)]
+pub(crate) struct Handle {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+impl Handle {
+    /// Queues `line` now; the future resolves with the reply.
+    pub(crate) fn call(
+        &self,
+        line: Vec<u8>,
+        kind: Kind,
+    ) -> impl Future<Output = Result<String>> + Send + 'static + use<> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self
+            .tx
+            .send(Request {
+                line,
+                kind,
+                reply: Some(reply),
+                retried: false,
+            })
+            .is_ok();
+        async move {
+            if !sent {
+                return Err(Error::Closed);
+            }
+            rx.await.unwrap_or(Err(Error::Closed))
+        }
+    }
+}
+
+/// Connection settings the task keeps for reconnecting.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub addrs: Vec<SocketAddr>,
+    pub name: Option<String>,
+    pub reconnect: bool,
+}
+
+struct Route {
+    tx: mpsc::UnboundedSender<Delivery>,
+    prefetch: u16,
+}
+
+/// An open connection with its buffers.
+struct Conn {
+    stream: TcpStream,
+    inbuf: BytesMut,
+    decoder: LineDecoder,
+    out: BytesMut,
+}
+
+impl Conn {
+    /// The next line from the broker, during the handshake only.
+    async fn read_line(&mut self) -> Result<String> {
+        loop {
+            match self.decoder.decode(&mut self.inbuf) {
+                Some(Frame::Line(line)) => {
+                    return String::from_utf8(line.to_vec())
+                        .map_err(|_| Error::Protocol("line is not UTF-8".into()));
+                }
+                Some(Frame::TooLong) => return Err(Error::Protocol("line too long".into())),
+                None => {}
+            }
+            self.inbuf.reserve(READ_CHUNK_BYTES);
+            if self.stream.read_buf(&mut self.inbuf).await? == 0 {
+                return Err(Error::Closed);
+            }
+        }
+    }
+}
+
+/// Connects, reads the greeting and, with a name, names the connection.
+async fn open(settings: &Settings) -> Result<Conn> {
+    let stream = TcpStream::connect(&settings.addrs[..]).await?;
+    stream.set_nodelay(true)?;
+    let mut conn = Conn {
+        stream,
+        inbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
+        decoder: LineDecoder::new(MAX_REPLY_LINE_BYTES),
+        out: BytesMut::new(),
+    };
+    let greeting = conn.read_line().await?;
+    match reply_result(&greeting) {
+        Some(Ok(_)) => {}
+        // A broker that refuses the connection says why.
+        Some(Err(e)) => return Err(e),
+        None => return Err(Error::Protocol(format!("unexpected greeting: {greeting}"))),
+    }
+    if let Some(name) = &settings.name {
+        // Named before anything else is pipelined: a `sub` sent behind a
+        // refused `name` would subscribe an anonymous subscriber.
+        conn.stream
+            .write_all(format!("name {name}\n").as_bytes())
+            .await?;
+        let reply = conn.read_line().await?;
+        match reply_result(&reply) {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e),
+            None => {
+                return Err(Error::Protocol(format!(
+                    "unexpected reply to name: {reply}"
+                )));
+            }
+        }
+    }
+    Ok(conn)
+}
+
+/// `Some` for a reply line, with the text after `+OK ` or the error.
+fn reply_result(line: &str) -> Option<Result<String>> {
+    if let Some(rest) = line.strip_prefix("+OK") {
+        Some(Ok(rest.trim_start().to_string()))
+    } else {
+        line.strip_prefix("-ERR")
+            .map(|rest| Err(Error::from_err_line(rest)))
+    }
+}
+
+/// Connects and starts the task.
+pub(crate) async fn start(settings: Settings) -> Result<Handle> {
+    let conn = open(&settings).await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let driver = Driver {
+        weak: tx.downgrade(),
+        rx,
+        rx_open: true,
+        settings,
+        pending: VecDeque::new(),
+        queued: VecDeque::new(),
+        routes: HashMap::new(),
+        quitting: false,
+    };
+    tokio::spawn(driver.run(conn));
+    Ok(Handle { tx })
+}
+
+/// Why a connection ended.
+enum End {
+    /// Every handle is gone and everything was written.
+    Done,
+    /// The connection dropped (EOF, IO error, or after `quit`).
+    Dropped(String),
+}
+
+struct Driver {
+    /// For the handles deliveries carry; weak so the task can see when
+    /// every other handle is gone.
+    weak: mpsc::WeakUnboundedSender<Request>,
+    rx: mpsc::UnboundedReceiver<Request>,
+    rx_open: bool,
+    settings: Settings,
+    /// Sent (or in the output buffer), reply not read yet; in send order.
+    pending: VecDeque<Request>,
+    /// Waiting for a connection, in order (only while reconnecting).
+    queued: VecDeque<Request>,
+    routes: HashMap<String, Route>,
+    /// `quit` was sent: no reconnecting.
+    quitting: bool,
+}
+
+impl Driver {
+    async fn run(mut self, mut conn: Conn) {
+        loop {
+            let reason = match self.serve(&mut conn).await {
+                End::Done => break,
+                End::Dropped(reason) => reason,
+            };
+            if !self.settings.reconnect || self.quitting {
+                debug!(%reason, "connection closed");
+                break;
+            }
+            warn!(%reason, "connection to the broker lost; reconnecting");
+            self.keep_for_retry();
+            match self.reconnect().await {
+                Some(next) => conn = next,
+                None => break,
+            }
+        }
+        self.fail_everything();
+    }
+
+    /// Serves one connection until it drops or every handle is gone.
+    async fn serve(&mut self, conn: &mut Conn) -> End {
+        let Conn {
+            stream,
+            inbuf,
+            decoder,
+            out,
+        } = conn;
+        let (mut reader, mut writer) = stream.split();
+        // Deliveries and replies that arrived with the handshake.
+        self.on_input(decoder, inbuf);
+        loop {
+            if !self.rx_open && out.is_empty() {
+                // Whatever was sent (acks not awaited, say) still reaches
+                // the broker, which answers a half-closed client.
+                let _ = writer.shutdown().await;
+                return End::Done;
+            }
+            let take_requests = self.rx_open && out.len() < MAX_OUTPUT_BYTES;
+            tokio::select! {
+                biased;
+                res = reader.read_buf(inbuf) => match res {
+                    Ok(0) => return End::Dropped("closed by the broker".into()),
+                    Ok(_) => {
+                        self.on_input(decoder, inbuf);
+                        if inbuf.capacity() - inbuf.len() < 4096 {
+                            inbuf.reserve(READ_CHUNK_BYTES);
+                        }
+                    }
+                    Err(e) => return End::Dropped(e.to_string()),
+                },
+                res = writer.write_buf(out), if !out.is_empty() => {
+                    if let Err(e) = res {
+                        return End::Dropped(e.to_string());
+                    }
+                }
+                req = self.rx.recv(), if take_requests => match req {
+                    Some(req) => {
+                        self.send(out, req);
+                        // Batch whatever else is waiting into one write.
+                        while out.len() < MAX_OUTPUT_BYTES {
+                            match self.rx.try_recv() {
+                                Ok(req) => self.send(out, req),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    None => self.rx_open = false,
+                },
+            }
+        }
+    }
+
+    fn send(&mut self, out: &mut BytesMut, req: Request) {
+        if matches!(req.kind, Kind::Quit) {
+            self.quitting = true;
+        }
+        out.extend_from_slice(&req.line);
+        self.pending.push_back(req);
+    }
+
+    /// Handles every complete line in `inbuf`.
+    fn on_input(&mut self, decoder: &mut LineDecoder, inbuf: &mut BytesMut) {
+        while let Some(frame) = decoder.decode(inbuf) {
+            let line = match frame {
+                Frame::Line(line) => line,
+                Frame::TooLong => {
+                    warn!(
+                        "discarded a line longer than {MAX_REPLY_LINE_BYTES} bytes from the broker"
+                    );
+                    continue;
+                }
+            };
+            let Ok(line) = std::str::from_utf8(&line) else {
+                self.resolve(Err(Error::Protocol(
+                    "the broker sent a line that is not UTF-8".into(),
+                )));
+                continue;
+            };
+            if line.starts_with('{') {
+                self.deliver(line);
+            } else if let Some(result) = reply_result(line) {
+                self.resolve(result);
+            } else if !line.trim().is_empty() {
+                self.resolve(Err(Error::Protocol(format!("unexpected line: {line}"))));
+            }
+        }
+    }
+
+    fn deliver(&mut self, line: &str) {
+        let delivery = match Delivery::parse(line) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(cause = %e, "ignored a malformed delivery");
+                return;
+            }
+        };
+        let Some(route) = self.routes.get(&delivery.topic) else {
+            debug!(topic = %delivery.topic, "delivery for a topic with no subscription");
+            return;
+        };
+        let Some(tx) = self.weak.upgrade() else {
+            return;
+        };
+        let topic = delivery.topic.clone();
+        if route.tx.send(delivery.with_handle(Handle { tx })).is_err() {
+            debug!(%topic, "subscription dropped; its deliveries are discarded");
+            self.routes.remove(&topic);
+        }
+    }
+
+    /// Answers the oldest pending request.
+    fn resolve(&mut self, result: Result<String>) {
+        let Some(req) = self.pending.pop_front() else {
+            warn!(reply = ?result, "the broker sent a reply to no command");
+            return;
+        };
+        let result = match (result, &req.kind) {
+            // A resent ack or unsub that the broker had applied before the
+            // connection dropped.
+            (Err(Error::Server { code, .. }), Kind::Ack)
+                if req.retried && code == ErrorCode::NoEvent =>
+            {
+                Ok("acked".to_string())
+            }
+            (Err(Error::Server { code, .. }), Kind::Unsub { .. })
+                if req.retried && code == ErrorCode::NotSubscribed =>
+            {
+                Ok("unsubscribed".to_string())
+            }
+            (result, _) => result,
+        };
+        match (&result, req.kind) {
+            (
+                Ok(_),
+                Kind::Sub {
+                    topic,
+                    prefetch,
+                    tx,
+                },
+            ) => {
+                self.routes.insert(topic, Route { tx, prefetch });
+            }
+            (Ok(_), Kind::Unsub { topic }) => {
+                self.routes.remove(&topic);
+            }
+            (Ok(_), Kind::Name(name)) => self.settings.name = Some(name),
+            (Err(e), Kind::Resub { topic }) => {
+                warn!(%topic, cause = %e, "resubscribing failed; the subscription ends");
+                self.routes.remove(&topic);
+            }
+            _ => {}
+        }
+        if let Some(reply) = req.reply {
+            let _ = reply.send(result);
+        }
+    }
+
+    /// After a drop: everything unanswered goes first in the queue.
+    fn keep_for_retry(&mut self) {
+        let mut kept = VecDeque::with_capacity(self.pending.len() + self.queued.len());
+        for mut req in self.pending.drain(..) {
+            match &req.kind {
+                // The new connection resubscribes from the routes.
+                Kind::Resub { .. } => continue,
+                // The new connection is named during the handshake.
+                Kind::Name(name) if self.settings.name.as_ref() == Some(name) => {
+                    if let Some(reply) = req.reply.take() {
+                        let _ = reply.send(Ok(format!("name {name}")));
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            req.retried = true;
+            kept.push_back(req);
+        }
+        kept.append(&mut self.queued);
+        self.queued = kept;
+    }
+
+    /// Connects again with backoff; `None` if every handle went away.
+    async fn reconnect(&mut self) -> Option<Conn> {
+        let mut delay = Duration::from_millis(BACKOFF_MIN_MS);
+        loop {
+            let sleep = tokio::time::sleep(delay);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    req = self.rx.recv(), if self.rx_open => match req {
+                        Some(req) => self.queued.push_back(req),
+                        None => self.rx_open = false,
+                    },
+                }
+            }
+            if !self.rx_open {
+                return None;
+            }
+            match open(&self.settings).await {
+                Ok(mut conn) => {
+                    info!(
+                        subscriptions = self.routes.len(),
+                        resent = self.queued.len(),
+                        "reconnected"
+                    );
+                    self.resume(&mut conn);
+                    return Some(conn);
+                }
+                Err(e) => {
+                    debug!(cause = %e, ?delay, "reconnect failed");
+                    delay = (delay * 2).min(Duration::from_millis(BACKOFF_MAX_MS));
+                }
+            }
+        }
+    }
+
+    /// Queues the resubscriptions, then the kept commands, on a new connection.
+    fn resume(&mut self, conn: &mut Conn) {
+        let subs: Vec<(String, u16)> = self
+            .routes
+            .iter()
+            .map(|(topic, route)| (topic.clone(), route.prefetch))
+            .collect();
+        for (topic, prefetch) in subs {
+            let line = format!("sub {topic} {prefetch}\n").into_bytes();
+            self.send(
+                &mut conn.out,
+                Request {
+                    line,
+                    kind: Kind::Resub { topic },
+                    reply: None,
+                    retried: false,
+                },
+            );
+        }
+        while let Some(req) = self.queued.pop_front() {
+            self.send(&mut conn.out, req);
+        }
+    }
+
+    /// The task is ending: every waiting caller gets [`Error::Closed`] and
+    /// every subscription ends (its sender is dropped with the routes).
+    fn fail_everything(&mut self) {
+        self.rx.close();
+        let waiting = self.pending.drain(..).chain(self.queued.drain(..));
+        for req in waiting.collect::<Vec<_>>() {
+            let ok_anyway = matches!(req.kind, Kind::Quit);
+            if let Some(reply) = req.reply {
+                let _ = reply.send(if ok_anyway {
+                    Ok("bye".into())
+                } else {
+                    Err(Error::Closed)
+                });
+            }
+        }
+        while let Ok(req) = self.rx.try_recv() {
+            if let Some(reply) = req.reply {
+                let _ = reply.send(Err(Error::Closed));
+            }
+        }
+        self.routes.clear();
+    }
+}
