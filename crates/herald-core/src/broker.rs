@@ -226,8 +226,9 @@ impl Broker {
     }
 
     /// Forgets `conn`: an anonymous subscriber's subscriptions and queues go;
-    /// a durable subscriber's in-flight events go back to its queues.
-    pub fn disconnect(&mut self, conn: ConnId, fx: &mut Effects) {
+    /// a durable subscriber's in-flight events go back to its queues. Nothing
+    /// to record or send: neither survives a restart differently for it.
+    pub fn disconnect(&mut self, conn: ConnId) {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
@@ -247,7 +248,7 @@ impl Broker {
                     s.queue.return_in_flight();
                 }
             } else {
-                self.remove_subscription(tid, sid, fx);
+                self.remove_subscription(tid, sid);
             }
         }
         if !durable {
@@ -433,7 +434,7 @@ impl Broker {
                     self.names.get(subscriber.as_ref()),
                     self.topic_ids.get(topic.as_ref()),
                 ) {
-                    self.remove_subscription(tid, sid, &mut fx);
+                    self.remove_subscription(tid, sid);
                 }
             }
             Change::Published {
@@ -660,7 +661,7 @@ impl Broker {
                 topic: topic_name.clone(),
             });
         }
-        self.remove_subscription(tid, sid, fx);
+        self.remove_subscription(tid, sid);
         fx.reply(conn, Reply::Unsubscribed(topic_name));
     }
 
@@ -899,7 +900,7 @@ impl Broker {
         }
     }
 
-    fn remove_subscription(&mut self, tid: TopicId, sid: SubId, _fx: &mut Effects) {
+    fn remove_subscription(&mut self, tid: TopicId, sid: SubId) {
         let durable = self.durable_name(sid).is_some();
         let t = &mut self.topics[tid];
         let Some(i) = t.subscription(sid) else { return };

@@ -44,7 +44,7 @@ pub enum Change {
     },
     /// An event was accepted and entered these durable queues. Compaction
     /// writes it again with the holders left at that moment; replay ignores
-    /// a second record for a sequence number it already holds.
+    /// a second record for an event it already holds (same topic and id).
     Published {
         /// Topic name.
         topic: Arc<str>,

@@ -13,8 +13,8 @@ impl fmt::Display for Seq {
     }
 }
 
-/// An accepted event. Its bytes are stored once (id and delivery body in one
-/// allocation) and shared through `Arc` by every subscriber queue.
+/// An accepted event. Its bytes are stored once (the id and the other fields
+/// in one allocation) and shared through `Arc` by every subscriber queue.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Event {
     /// Publish order.

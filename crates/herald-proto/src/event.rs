@@ -47,8 +47,8 @@ const PAIRWISE_DUPLICATE_CHECK_MAX: usize = 16;
 /// Longest key quoted back in an error reason, in bytes.
 const MAX_QUOTED_KEY_BYTES: usize = 64;
 
-const BAD_ID: &str = "field 'id' must be a string of 1 to 256 bytes without whitespace, \
-                      or a non-negative integer that fits in 64 bits";
+const BAD_ID: &str = "field 'id' must be a string of 1 to 256 bytes without whitespace \
+                      or control characters, or a non-negative integer that fits in 64 bits";
 const BAD_PRIORITY: &str = "field 'priority' must be an integer literal from 0 to 255";
 
 /// A validated event, ready to be stored.
@@ -268,7 +268,12 @@ fn parse_id(raw: &str) -> Result<String, String> {
             // Without escapes the text between the quotes is the id.
             raw.get(1..raw.len() - 1).unwrap_or_default().to_owned()
         };
-        if id.is_empty() || id.len() > MAX_ID_BYTES || id.chars().any(char::is_whitespace) {
+        // Control characters are refused too: an id must be something a person
+        // can type back in an `ack`, and replies carry it raw.
+        if id.is_empty()
+            || id.len() > MAX_ID_BYTES
+            || id.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(BAD_ID.to_string());
         }
         Ok(id)
@@ -456,6 +461,12 @@ mod tests {
             std::str::from_utf8(&e.fields).unwrap(),
             r#","msg":"hi","x":[1, 2]"#
         );
+    }
+
+    #[test]
+    fn an_id_with_a_control_character_is_rejected() {
+        assert!(parse(r#"{"id":"a\u0001b","msg":1}"#).is_err());
+        assert!(parse(r#"{"id":"a\u007fb","msg":1}"#).is_err());
     }
 
     #[test]

@@ -18,12 +18,14 @@
 //! behind it. Events are delivered only once durable (the broker's gate,
 //! advanced with `set_durable`).
 //!
-//! It is a tokio task beside the connection tasks. Its file IO is blocking
-//! but short (a `pwrite` into the page cache per batch; rarely, a segment
-//! creation), and on the default single-threaded runtime that beats a
-//! thread of its own: a command and its reply cross no thread, so a round
-//! trip per event (prefetch 1) costs no wake-ups. fdatasync, the slow part,
-//! stays on the fsync thread.
+//! It is a tokio task beside the connection tasks. Its file IO is blocking:
+//! usually one `pwrite` into the page cache per batch (a second one in
+//! interval mode for delivery records), which is short. On the default
+//! single-threaded runtime that beats a thread of its own: a command and its
+//! reply cross no thread, so a round trip per event (prefetch 1) costs no
+//! wake-ups. The fdatasync of every batch runs on the fsync thread; the rare
+//! synchronous ones (the old segment at a rotation, the end of a compaction,
+//! a graceful stop) pause all connections for one fdatasync each.
 
 use crate::config::{Config, FsyncMode};
 use crate::sync::SyncRequest;
@@ -107,7 +109,8 @@ struct ConnState {
     out: BytesMut,
     /// Output waiting for the log to be synced up to an LSN, in order.
     held: VecDeque<Held>,
-    /// `quit` was answered: nothing more is written after `+OK bye`.
+    /// `quit` was answered or the client sent EOF: nothing more is written
+    /// after what is already queued.
     closing: bool,
     close_sent: bool,
 }
@@ -149,6 +152,8 @@ pub struct BrokerTask {
     /// (LSN of a published event's record, its Seq), oldest first.
     unsynced_events: VecDeque<(Lsn, Seq)>,
     synced: Lsn,
+    /// The newest appended change that needs a sync under `--fsync always`.
+    last_sync_needed: Lsn,
     sync_in_flight: bool,
     sync_tx: std_mpsc::Sender<SyncRequest>,
     last_sync: Instant,
@@ -233,6 +238,7 @@ impl BrokerTask {
             detaching: Vec::new(),
             unsynced_events: VecDeque::new(),
             synced,
+            last_sync_needed: Lsn::default(),
             sync_in_flight: false,
             sync_tx,
             last_sync: Instant::now(),
@@ -330,8 +336,7 @@ impl BrokerTask {
                 self.detach_closing();
             }
             Input::Disconnect { conn } => {
-                self.broker.disconnect(conn, &mut self.fx);
-                self.apply_effects(None);
+                self.broker.disconnect(conn);
                 self.conns.remove(&conn);
             }
             Input::Synced { lsn } => {
@@ -377,8 +382,11 @@ impl BrokerTask {
                 return;
             }
         }
+        // Acks promise less (section 7): they never wait for fdatasync.
+        let waits_for_earlier =
+            Broker::is_mutating(&command) && !matches!(command, Command::Ack { .. });
         self.broker.handle(conn, command, now, &mut self.fx);
-        self.apply_effects(Some(conn));
+        self.apply_effects(Some(conn), waits_for_earlier);
         self.detach_closing();
     }
 
@@ -410,16 +418,24 @@ impl BrokerTask {
 
     /// Logs the changes in `self.fx` and routes its outputs. `origin` is the
     /// connection whose command produced them: its reply waits for the
-    /// changes to be durable.
-    fn apply_effects(&mut self, origin: Option<ConnId>) {
-        let mut gate = Lsn::default();
+    /// changes to be durable, and, if `waits_for_earlier`, for every earlier
+    /// change that needs a sync (a `+OK duplicate` or `+OK created` speaks
+    /// for a record another connection may have just appended).
+    fn apply_effects(&mut self, origin: Option<ConnId>, waits_for_earlier: bool) {
+        let always = self.config.fsync == FsyncMode::Always;
+        let mut gate = if always && waits_for_earlier {
+            self.last_sync_needed
+        } else {
+            Lsn::default()
+        };
         for change in self.fx.changes.drain(..) {
             let lsn = self.log.append(&change);
             if let Change::Published { event, .. } = &change {
                 self.unsynced_events.push_back((lsn, event.seq));
             }
-            if self.config.fsync == FsyncMode::Always && change.needs_sync() {
+            if always && change.needs_sync() {
                 gate = lsn;
+                self.last_sync_needed = lsn;
             }
         }
         let outputs = std::mem::take(&mut self.fx.outputs);
@@ -486,8 +502,7 @@ impl BrokerTask {
     /// unsent ones unflagged) rather than when the socket finally closes.
     fn detach_closing(&mut self) {
         while let Some(conn) = self.detaching.pop() {
-            self.broker.disconnect(conn, &mut self.fx);
-            self.apply_effects(None);
+            self.broker.disconnect(conn);
         }
     }
 
@@ -540,7 +555,7 @@ impl BrokerTask {
         if let Some(seq) = durable {
             self.release_held();
             self.broker.set_durable(seq, &mut self.fx);
-            self.apply_effects(None);
+            self.apply_effects(None, false);
         } else {
             self.release_held();
         }
@@ -584,20 +599,18 @@ impl BrokerTask {
         }
         if self.config.fsync == FsyncMode::Interval {
             // Written to the OS is the durability this mode promises.
-            let written = self.log.written();
-            self.on_synced_interval(written);
+            self.on_written_interval();
         }
         self.flush_outputs();
         self.request_sync();
     }
 
-    fn on_synced_interval(&mut self, written: Lsn) {
+    fn on_written_interval(&mut self) {
         if let Some(&(_, seq)) = self.unsynced_events.back() {
             self.unsynced_events.clear();
             self.broker.set_durable(seq, &mut self.fx);
-            self.apply_effects(None);
+            self.apply_effects(None, false);
         }
-        let _ = written;
         // Delivery records made just now go out with this batch too.
         if let Err(e) = self.log.write() {
             error!(cause = %e, "log write failed");

@@ -70,7 +70,7 @@ async fn run(
             if read_open {
                 linger(&mut reader).await;
             }
-            return "quit";
+            return "closed after the last reply";
         }
         let can_read = read_open && !quitting && out.len() < MAX_PENDING_OUTPUT_BYTES;
         tokio::select! {

@@ -1,5 +1,5 @@
-//! `run`: recover the log, start the broker and fsync threads, accept
-//! connections until the shutdown future resolves, then stop cleanly.
+//! `run`: recover the log, start the broker task and the fsync thread,
+//! accept connections until the shutdown future resolves, then stop cleanly.
 
 use crate::broker_task::{BrokerTask, Input};
 use crate::config::Config;

@@ -38,11 +38,8 @@ impl World {
         replies(&outputs).join("|")
     }
 
-    fn disconnect(&mut self, conn: u64) -> Vec<Output> {
-        let mut fx = Effects::new();
-        self.broker.disconnect(ConnId(conn), &mut fx);
-        self.log.append(&mut fx.changes);
-        fx.outputs
+    fn disconnect(&mut self, conn: u64) {
+        self.broker.disconnect(ConnId(conn));
     }
 }
 
@@ -516,7 +513,7 @@ proptest! {
                     b.handle(conn_id(conn, &generation), Command::Name { name: format!("n{conn}") }, NOW, &mut fx);
                 }
                 Op::Disconnect { conn } => {
-                    b.disconnect(conn_id(conn, &generation), &mut fx);
+                    b.disconnect(conn_id(conn, &generation));
                     generation[conn as usize] += 1;
                     in_flight[conn as usize].clear();
                     // A reconnecting durable subscriber may legitimately see
