@@ -385,12 +385,10 @@ impl Broker {
                     + 32
                     + holders * (herald_proto::name::MAX_NAME_BYTES as u64 + 4)
             }
-            // Sub and ack may also deliver up to prefetch events, each with a
-            // small delivery record.
-            Command::Sub { prefetch, .. } => {
-                RECORD_OVERHEAD * 4 + *prefetch as u64 * (RECORD_OVERHEAD + 256)
-            }
-            _ => RECORD_OVERHEAD * 4 + 2 * (RECORD_OVERHEAD + 256),
+            // One metadata or ack record. Delivery records are not counted:
+            // they are best-effort and the server drops them when the
+            // segment is full.
+            _ => RECORD_OVERHEAD * 4 + 2 * herald_proto::name::MAX_NAME_BYTES as u64,
         }
     }
 
