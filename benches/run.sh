@@ -13,6 +13,7 @@ set -euo pipefail
 HERALD=${HERALD:-target/release/herald}
 RUNS=${RUNS:-3}
 OUT=${OUT:-$(mktemp -d /tmp/herald-bench.XXXXXX)}
+mkdir -p "$OUT"
 
 # name | flags (besides --spawn --fsync MODE --json)
 SCENARIOS=(
