@@ -268,7 +268,12 @@ fn torn_tail_warning_names_the_file_and_offset() {
         .with_ansi(false)
         .with_writer(move || Capture(Arc::clone(&writer)))
         .finish();
-    tracing::subscriber::with_default(subscriber, || open(Backend::Std, dir.path()).unwrap());
+    tracing::subscriber::with_default(subscriber, || {
+        // Another test thread may have registered the warning's callsite
+        // while no subscriber listened, caching "never"; ask again.
+        tracing::callsite::rebuild_interest_cache();
+        open(Backend::Std, dir.path()).unwrap()
+    });
     let output = String::from_utf8(output.lock().unwrap().clone()).unwrap();
     assert!(output.contains("WARN"), "{output}");
     assert!(output.contains(&newest.display().to_string()), "{output}");

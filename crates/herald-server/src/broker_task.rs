@@ -129,15 +129,6 @@ struct Held {
     bytes: BytesMut,
 }
 
-struct Compaction {
-    /// Every segment before this one is replaced by the copies.
-    boundary: herald_log::SegmentId,
-    work: Vec<(std::sync::Arc<str>, std::sync::Arc<herald_core::Event>)>,
-    next: usize,
-    copied: u64,
-    started: Instant,
-}
-
 /// The broker task's state.
 pub struct BrokerTask {
     broker: Broker,
@@ -705,97 +696,7 @@ impl BrokerTask {
             let _ = c.tx.send(Outbound::Close);
         }
     }
-
-    // ---- compaction ---------------------------------------------------
-
-    /// Starts a compaction when the log holds much more than the live data,
-    /// and copies a bounded number of live events forward per batch.
-    fn compact_step(&mut self) {
-        let Some(mut job) = self.compaction.take() else {
-            return;
-        };
-        let end = (job.next + COMPACTION_COPIES_PER_BATCH).min(job.work.len());
-        while job.next < end {
-            let (topic, event) = &job.work[job.next];
-            if let Some(change) = self.broker.rewrite_record(topic, event) {
-                if self.make_room(event.size() as u64 + 4096).is_err() {
-                    // Out of space: give up, old segments stay; retried later.
-                    return;
-                }
-                self.log.append(&change);
-                job.copied += 1;
-            }
-            job.next += 1;
-        }
-        if job.next < job.work.len() {
-            self.compaction = Some(job);
-            return;
-        }
-        // The copies must be on disk before the originals go.
-        if let Err(e) = self.log.sync() {
-            error!(cause = %e, "log sync during compaction failed");
-            self.fatal = Some(format!("log sync failed: {e}"));
-            return;
-        }
-        let synced = self.log.written();
-        self.on_synced(synced);
-        match self.log.delete_segments_before(job.boundary) {
-            Ok(freed) => info!(
-                copied = job.copied,
-                freed_bytes = freed,
-                ms = job.started.elapsed().as_millis() as u64,
-                "log compacted"
-            ),
-            Err(e) => warn!(cause = %e, "deleting compacted segments failed"),
-        }
-    }
-
-    fn maybe_start_compaction(&mut self) {
-        let segments = self.log.segments();
-        if segments.len() < 3 {
-            return;
-        }
-        let total = self.log.total_bytes();
-        let live = self.broker.durable_bytes() + self.broker.durable_events() * 64;
-        if total < 2 * live + self.config.segment_bytes {
-            return;
-        }
-        // Every segment starts with a snapshot of topics and subscriptions,
-        // which compaction cannot shrink: count only what follows them.
-        let metadata = self.broker.metadata();
-        let snapshot: u64 = metadata
-            .iter()
-            .map(|c| herald_log::encoded_len(c) as u64)
-            .sum();
-        let records = total.saturating_sub(snapshot * segments.len() as u64);
-        if records < 2 * live + self.config.segment_bytes {
-            return;
-        }
-        // Everything before a fresh segment gets replaced by copies written
-        // from here on; the fresh segment starts with the metadata snapshot.
-        if let Err(e) = self.log.rotate(&metadata, 0) {
-            debug!(cause = %e, "compaction postponed: cannot rotate");
-            return;
-        }
-        let Some(boundary) = self.log.current_segment() else {
-            return;
-        };
-        let work = self
-            .broker
-            .durable_events_before(Seq(self.broker.last_seq().0 + 1));
-        debug!(
-            segments = segments.len(),
-            total_bytes = total,
-            live_bytes = live,
-            events = work.len(),
-            "compaction started"
-        );
-        self.compaction = Some(Compaction {
-            boundary,
-            work,
-            next: 0,
-            copied: 0,
-            started: Instant::now(),
-        });
-    }
 }
+
+mod compaction;
+use compaction::Compaction;
