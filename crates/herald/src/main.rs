@@ -77,7 +77,7 @@ struct ServeArgs {
     segment_bytes: u64,
     /// Threads that run connections and the broker. With 1 (the default) a
     /// command and its reply never cross threads, which gives the lowest
-    /// latency; fdatasync always runs on a thread of its own.
+    /// latency; the fdatasync of big batches runs on a thread of its own.
     #[arg(long, env = "HERALD_IO_THREADS", default_value_t = 1)]
     io_threads: usize,
 }
