@@ -1,8 +1,7 @@
 //! Random command sequences through a live broker, recorded in a real log
 //! (small segments, so rotations and their snapshots happen), then recovered
 //! into a fresh broker: the recovered state is the live broker's durable
-//! state (topics, durable subscriptions, pending events in delivery order,
-//! redelivery flags).
+//! state (topics, durable subscriptions, pending events in delivery order).
 
 use herald_core::{Broker, Command, ConnId, Effects};
 use herald_log::{Log, LogConfig};
