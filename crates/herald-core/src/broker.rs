@@ -1,40 +1,53 @@
-//! [`Broker`]: topics, subscribers and their queues; commands in, effects out.
+//! [`Broker`]: topics, subscriptions and their queues; commands in, effects out.
 //!
 //! The broker is a plain state machine: it does no IO, reads no clock (the
-//! caller passes `now`) and never blocks. Each call appends to an
-//! [`Effects`]: replies and deliveries for connections ([`Output`]), and the
-//! [`Change`]s the log must record. The server owns the only `Broker` and
-//! feeds it from one thread, so there is no lock around this state.
+//! caller passes `now`, in ms since the epoch) and never blocks. Each call
+//! appends to an [`Effects`]: replies and deliveries for connections
+//! ([`Output`]), and the [`Change`]s the log must record. The server owns the
+//! only `Broker` and feeds it from one task, so there is no lock around it.
+//!
+//! Time: deadlines, due times and expiries are kept in per-subscription and
+//! per-topic heaps; a broker-level heap of *owners* (a subscription or a
+//! topic with something timed) says when the next one is due. The server
+//! asks [`Broker::next_wakeup`] and calls [`Broker::tick`] then; nothing here
+//! scans a queue on a timer.
 //!
 //! Durability gate: an event may sit in queues before it is durable, but it
 //! is delivered only once the server reports (through [`Broker::set_durable`])
 //! that every event up to its `Seq` is on disk under the chosen fsync mode.
-//! Queues whose best event is not durable yet wait in `waiting` and are
-//! retried on the next `set_durable`.
+//! Subscriptions whose best event is not durable yet wait in `waiting` and
+//! are retried on the next `set_durable`.
 //!
-//! Invariants: a subscription never has more than `prefetch` events in
-//! flight (a lowered prefetch only stops new deliveries); an id is pending at
-//! most once per topic (`Topic::events`); an acknowledged event is never
-//! delivered again.
+//! Layout: `subscribe.rs` (sub, unsub, name, groups), `publish.rs` (pub,
+//! limits, dead letters), `consume.rs` (delivery, ack, nack, touch,
+//! returns), `timers.rs` (tick), `persistence.rs` (replay, snapshots,
+//! compaction), `stats.rs` (topics, stats, peek).
+//!
+//! Invariants: no member holds more than its prefetch in flight (a lowered
+//! prefetch only stops new deliveries); an event is in flight at one member
+//! at most; an id is pending at most once per topic (`Topic::events`); an
+//! acknowledged event is never delivered again; `deliveries` only grows.
 
-use crate::change::{Change, Holder};
+use crate::change::{Change, Holder, RemoveReason};
+use crate::conn::ConnId;
 use crate::event::{Event, Seq};
-use crate::queue::{EntryState, PendingQueue, Pop};
+use crate::queue::{EntryState, PendingQueue};
 use hashbrown::HashTable;
-use herald_proto::{Command, ErrorCode, EventInput, Reply};
+use herald_proto::{Command, ErrorCode, Reply};
 use rustc_hash::{FxHashMap, FxHasher};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-/// A client connection, as numbered by the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
+pub use subscription::{SubKind, SubOptions};
 
-/// A durable subscriber's name and its pending events in delivery order.
+/// A durable subscriber's or group's name and its pending events in
+/// delivery order (`herald dump`).
 pub type SubscriberQueue = (Arc<str>, Vec<Arc<Event>>);
 
-type TopicId = usize;
-type SubId = usize;
+pub(crate) type TopicId = usize;
+pub(crate) type SubKey = usize;
 
 /// Something to write to a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +59,7 @@ pub enum Output {
         /// Reply.
         reply: Reply,
     },
-    /// An event for a subscriber on `conn`.
+    /// An event for a subscription member on `conn`.
     Deliver {
         /// Connection.
         conn: ConnId,
@@ -54,8 +67,9 @@ pub enum Output {
         topic: Arc<str>,
         /// The event.
         event: Arc<Event>,
-        /// Delivered before (adds `"redelivered":true`).
-        redelivered: bool,
+        /// Times the subscription has been sent it, this one included
+        /// (2 or more adds `"redelivered":true,"deliveries":n`).
+        deliveries: u32,
     },
 }
 
@@ -83,20 +97,31 @@ impl Effects {
     }
 }
 
-/// Per-topic counters for `stats`.
+/// Counters of a topic since the broker started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TopicStats {
-    /// Subscriptions on the topic (durable ones that are away included).
-    pub subscribers: usize,
-    /// Events queued and not in flight, summed over subscriptions.
-    pub pending: usize,
-    /// Events delivered and not acknowledged, summed over subscriptions.
-    pub in_flight: usize,
-    /// Events accepted since the broker started (duplicates not counted).
+pub struct TopicCounters {
+    /// Events accepted (duplicates not counted).
     pub published: u64,
+    /// Publishes answered `duplicate`.
+    pub duplicates: u64,
+    /// Deliveries, redeliveries included.
+    pub delivered: u64,
+    /// Deliveries with `deliveries >= 2`.
+    pub redelivered: u64,
+    /// Acknowledgements.
+    pub acked: u64,
+    /// Events moved to a dead topic (per subscription).
+    pub dead_lettered: u64,
+    /// Events that should have been dead-lettered but `dead=none` (or no
+    /// possible dead topic) dropped them.
+    pub dead_dropped: u64,
+    /// Events removed because their time to live ran out (per subscription).
+    pub expired: u64,
+    /// Events evicted by `overflow=drop` (per subscription).
+    pub evicted: u64,
 }
 
-/// A pending event of a topic and how many queues hold it.
+/// A pending event of a topic and how many subscriptions hold it.
 #[derive(Debug)]
 struct Slot {
     /// `hash_id(event.id())`, kept so that probing and growing the table
@@ -108,31 +133,47 @@ struct Slot {
 }
 
 #[derive(Debug)]
-struct Subscription {
-    subscriber: SubId,
-    prefetch: u16,
-    /// Attached to a live connection that sent `sub` for this topic.
-    active: bool,
-    /// Listed in `Broker::waiting`.
-    waiting: bool,
-    queue: PendingQueue,
-}
-
-#[derive(Debug)]
 struct Topic {
     name: Arc<str>,
-    subscriptions: Vec<Subscription>,
+    subs: Vec<SubKey>,
     /// Pending events by id, for duplicates and ack. The table stores no
     /// key: the id lives in the event, so it is not copied.
     events: HashTable<Slot>,
-    published: u64,
+    /// Default time to live of events published from now on (13.1).
+    ttl_ms: Option<u64>,
+    /// Expiry times of pending events with a time to live. `Weak` so that an
+    /// acknowledged event is not kept alive until its expiry; 16 bytes an
+    /// event, and only events with a time to live pay it.
+    expiry: BinaryHeap<Reverse<Expiry>>,
+    /// The earliest time this topic is in the broker's timer heap for.
+    scheduled: u64,
+    counters: TopicCounters,
+}
+
+#[derive(Debug)]
+struct Expiry {
+    at: u64,
+    event: Weak<Event>,
+}
+
+impl PartialEq for Expiry {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+impl Eq for Expiry {}
+impl PartialOrd for Expiry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Expiry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.at.cmp(&other.at)
+    }
 }
 
 impl Topic {
-    fn subscription(&self, sub: SubId) -> Option<usize> {
-        self.subscriptions.iter().position(|s| s.subscriber == sub)
-    }
-
     fn slot(&self, id: &str) -> Option<&Slot> {
         let hash = hash_id(id);
         self.events
@@ -146,174 +187,166 @@ fn hash_id(id: &str) -> u64 {
     h.finish()
 }
 
-#[derive(Debug)]
-struct Subscriber {
-    /// `Some` for a durable (named) subscriber.
+/// A connection as the broker sees it.
+#[derive(Debug, Default)]
+struct ConnState {
+    /// The durable name it holds (`name`).
     name: Option<Arc<str>>,
-    conn: Option<ConnId>,
-    /// Topics this subscriber has a subscription on.
-    topics: Vec<TopicId>,
+    /// It sent a successful `sub` (so `name` is no longer allowed).
+    subscribed: bool,
+    /// The subscription it is a member of, per topic (at most one).
+    subs: Vec<(TopicId, SubKey)>,
 }
 
-#[derive(Debug, Default)]
-struct Conn {
-    subscriber: Option<SubId>,
-    named: bool,
-    subscribed: bool,
+impl ConnState {
+    fn sub_on(&self, tid: TopicId) -> Option<SubKey> {
+        self.subs.iter().find(|(t, _)| *t == tid).map(|(_, k)| *k)
+    }
+}
+
+/// What owns a timer in the broker-level heap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Owner {
+    Topic(TopicId),
+    Sub(SubKey),
 }
 
 /// The broker state machine.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Broker {
     topics: Vec<Topic>,
     topic_ids: FxHashMap<Arc<str>, TopicId>,
-    subscribers: Vec<Option<Subscriber>>,
-    free_subscribers: Vec<SubId>,
-    names: FxHashMap<Arc<str>, SubId>,
-    conns: FxHashMap<ConnId, Conn>,
+    subs: Vec<Option<subscription::Subscription>>,
+    free_subs: Vec<SubKey>,
+    /// Durable names ever used, and the connection holding each now.
+    names: FxHashMap<Arc<str>, Option<ConnId>>,
+    conns: FxHashMap<ConnId, ConnState>,
+    /// The broker-wide counter behind [`Seq`] and join order.
     next_seq: u64,
     durable: Seq,
-    waiting: Vec<(TopicId, SubId)>,
-    /// Bytes of events that some durable subscriber still holds: what the
+    waiting: Vec<SubKey>,
+    timers: BinaryHeap<Reverse<(u64, Owner)>>,
+    /// Bytes of events that some durable subscription still holds: what the
     /// log must keep, which drives compaction.
     durable_bytes: u64,
     durable_events: u64,
-    /// During replay only: events by `Seq`, since ack records name events
-    /// by `Seq` and queues find events by id. Emptied by `finish_replay`.
-    replay_events: FxHashMap<Seq, Arc<Event>>,
+    /// During replay only.
+    replay: Option<persistence::ReplayState>,
+}
+
+impl Default for Broker {
+    fn default() -> Self {
+        Broker::new()
+    }
 }
 
 impl Broker {
     /// An empty broker.
     pub fn new() -> Self {
         Broker {
+            topics: Vec::new(),
+            topic_ids: FxHashMap::default(),
+            subs: Vec::new(),
+            free_subs: Vec::new(),
+            names: FxHashMap::default(),
+            conns: FxHashMap::default(),
             next_seq: 1,
-            ..Default::default()
+            durable: Seq(0),
+            waiting: Vec::new(),
+            timers: BinaryHeap::new(),
+            durable_bytes: 0,
+            durable_events: 0,
+            replay: None,
         }
     }
 
     /// Registers a new connection.
     pub fn connect(&mut self, conn: ConnId) {
-        self.conns.insert(conn, Conn::default());
+        self.conns.entry(conn).or_default();
     }
 
-    /// Handles one command of `conn` at wall-clock time `now_ms`.
-    pub fn handle(&mut self, conn: ConnId, command: Command, now_ms: u64, fx: &mut Effects) {
-        if !self.conns.contains_key(&conn) {
-            self.connect(conn);
-        }
+    /// Handles one command of `conn` at wall-clock time `now` (ms since the
+    /// epoch). Connection-level commands (`replies`, `auth`, `cluster`) are
+    /// the server's; given here they are answered `bad_state`.
+    pub fn handle(&mut self, conn: ConnId, command: Command, now: u64, fx: &mut Effects) {
+        self.connect(conn);
         match command {
-            Command::Pub { topic, event } => self.publish(conn, &topic, event, now_ms, fx),
-            Command::Sub { topic, prefetch } => self.subscribe(conn, &topic, prefetch, fx),
-            Command::Unsub { topic } => self.unsubscribe(conn, &topic, fx),
-            Command::Ack { topic, id } => self.ack(conn, &topic, &id, fx),
+            Command::Pub { topic, event } => self.publish(conn, &topic, event, now, fx),
+            Command::Sub {
+                topic,
+                prefetch,
+                options,
+            } => self.subscribe(conn, &topic, prefetch, options, now, fx),
+            Command::Unsub { topic, group } => self.unsubscribe(conn, &topic, group, now, fx),
+            Command::Ack { topic, id } => self.ack(conn, &topic, &id, now, fx),
+            Command::Nack { topic, id, action } => self.nack(conn, &topic, &id, action, now, fx),
+            Command::Touch { topic, id, ms } => self.touch(conn, &topic, &id, ms, now, fx),
+            Command::Peek { topic, n, target } => self.peek(conn, &topic, n, target, now, fx),
             Command::Name { name } => self.name(conn, &name, fx),
-            Command::Create { topic } => {
-                let tid = self.topic_or_create(&topic, fx);
-                let name = self.topics[tid].name.clone();
-                fx.reply(conn, Reply::Created(name));
-            }
+            Command::Create { topic, ttl_ms } => self.create(conn, &topic, ttl_ms, fx),
             Command::Topics => fx.reply(conn, Reply::Json(self.topics_json())),
             Command::Stats { topic } => match topic {
                 Some(t) if !self.topic_ids.contains_key(t.as_str()) => {
                     fx.error(conn, ErrorCode::NoTopic, format!("no topic '{t}'"));
                 }
-                _ => fx.reply(conn, Reply::Json(self.stats_json(topic.as_deref()))),
+                _ => fx.reply(conn, Reply::Json(self.stats_json(topic.as_deref(), now))),
             },
             Command::Ping => fx.reply(conn, Reply::Pong),
             Command::Quit => fx.reply(conn, Reply::Bye),
+            // `replies`, `auth` and `cluster` belong to the connection and
+            // the cluster, which the server owns.
+            _ => fx.error(conn, ErrorCode::BadState, "not available here"),
         }
     }
 
-    /// Forgets `conn`: an anonymous subscriber's subscriptions and queues go;
-    /// a durable subscriber's in-flight events go back to its queues. Nothing
-    /// to record or send: neither survives a restart differently for it.
-    pub fn disconnect(&mut self, conn: ConnId) {
+    /// Forgets `conn`: an anonymous subscription goes with its queue; the
+    /// events a durable subscriber or group member had in flight are
+    /// returned (12.3), which may deliver them to other members, delay them
+    /// or dead-letter them.
+    pub fn disconnect(&mut self, conn: ConnId, now: u64, fx: &mut Effects) {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
-        let Some(sid) = c.subscriber else { return };
-        let Some(sub) = self.subscribers[sid].as_mut() else {
-            return;
-        };
-        sub.conn = None;
-        let durable = sub.name.is_some();
-        let topics = sub.topics.clone();
-        for tid in topics {
-            if durable {
-                let topic = &mut self.topics[tid];
-                if let Some(i) = topic.subscription(sid) {
-                    let s = &mut topic.subscriptions[i];
-                    s.active = false;
-                    s.queue.return_in_flight();
-                }
-            } else {
-                self.remove_subscription(tid, sid);
-            }
+        if let Some(name) = &c.name {
+            self.names.insert(name.clone(), None);
         }
-        if !durable {
-            self.subscribers[sid] = None;
-            self.free_subscribers.push(sid);
+        for (_, key) in c.subs {
+            self.leave(key, conn, now, fx);
         }
     }
 
     /// Every event up to `seq` is now durable: deliver what was waiting for it.
-    pub fn set_durable(&mut self, seq: Seq, fx: &mut Effects) {
+    pub fn set_durable(&mut self, seq: Seq, now: u64, fx: &mut Effects) {
         if seq <= self.durable {
             return;
         }
         self.durable = seq;
         let waiting = std::mem::take(&mut self.waiting);
-        for (tid, sid) in waiting {
-            if let Some(i) = self.topics[tid].subscription(sid) {
-                self.topics[tid].subscriptions[i].waiting = false;
-                self.deliver(tid, sid, fx);
+        for key in waiting {
+            if let Some(s) = self.sub_mut(key) {
+                s.waiting = false;
+                self.deliver(key, now, fx);
             }
         }
     }
 
-    /// The highest `Seq` handed out so far (0 when none).
+    /// The sequence number of the newest event (0 if none).
     pub fn last_seq(&self) -> Seq {
         Seq(self.next_seq - 1)
     }
 
-    /// Bytes of the events some durable subscriber still holds.
+    /// Bytes of events some durable subscription holds (drives compaction).
     pub fn durable_bytes(&self) -> u64 {
         self.durable_bytes
     }
 
-    /// Number of events some durable subscriber still holds.
+    /// Number of events some durable subscription holds.
     pub fn durable_events(&self) -> u64 {
         self.durable_events
     }
 
-    /// An upper bound on the log bytes `command` may append, so the server
-    /// can make room before applying it (and refuse it if it cannot).
-    pub fn record_bound(&self, command: &Command) -> u64 {
-        const RECORD_OVERHEAD: u64 = 64;
-        match command {
-            Command::Pub { topic, event } => {
-                let holders = self
-                    .topic_ids
-                    .get(topic.as_str())
-                    .map(|&tid| self.topics[tid].subscriptions.len())
-                    .unwrap_or(0) as u64;
-                // A new topic also writes TopicCreated.
-                2 * RECORD_OVERHEAD
-                    + 2 * topic.len() as u64
-                    + event.id.len() as u64
-                    + event.fields.len() as u64
-                    + 32
-                    + holders * (herald_proto::name::MAX_NAME_BYTES as u64 + 4)
-            }
-            // One metadata or ack record. Delivery records are not counted:
-            // they are best-effort and the server drops them when the
-            // segment is full.
-            _ => RECORD_OVERHEAD * 4 + 2 * herald_proto::name::MAX_NAME_BYTES as u64,
-        }
-    }
-
-    /// Whether `command` may change state (and so needs room in the log).
+    /// Whether `command` may change what the log holds (and so needs room
+    /// in it before it runs).
     pub fn is_mutating(command: &Command) -> bool {
         matches!(
             command,
@@ -321,297 +354,35 @@ impl Broker {
                 | Command::Sub { .. }
                 | Command::Unsub { .. }
                 | Command::Ack { .. }
+                | Command::Nack { .. }
                 | Command::Create { .. }
         )
     }
 
-    // ---- commands -----------------------------------------------------
+    // ---- shared helpers -------------------------------------------------
 
-    fn publish(
-        &mut self,
-        conn: ConnId,
-        topic: &str,
-        input: EventInput,
-        now_ms: u64,
-        fx: &mut Effects,
-    ) {
-        let tid = self.topic_or_create(topic, fx);
-        let t = &self.topics[tid];
-        let topic_name = t.name.clone();
-        if t.slot(&input.id).is_some() {
-            let id: Arc<str> = input.id.into();
-            fx.reply(
-                conn,
-                Reply::Duplicate {
-                    topic: topic_name,
-                    id,
-                },
-            );
-            return;
-        }
-        let seq = Seq(self.next_seq);
-        self.next_seq += 1;
-        let id: Arc<str> = input.id.as_str().into();
-        let priority = input.priority;
-        let event = Arc::new(Event::new(seq, priority, now_ms, &id, &input.fields));
-        let mut holders = Vec::new();
-        let t = &mut self.topics[tid];
-        t.published += 1;
-        let count = t.subscriptions.len() as u32;
-        for s in &mut t.subscriptions {
-            s.queue.push(event.clone(), false);
-            if let Some(Some(sub)) = self.subscribers.get(s.subscriber)
-                && let Some(name) = &sub.name
-            {
-                holders.push(Holder {
-                    subscriber: name.clone(),
-                    delivered: false,
-                });
-            }
-        }
-        let durable_count = holders.len() as u32;
-        fx.changes.push(Change::Published {
-            topic: topic_name.clone(),
-            event: event.clone(),
-            holders,
-        });
-        if count > 0 {
-            self.insert_slot(tid, event, count, durable_count);
-        }
-        fx.reply(
-            conn,
-            Reply::Published {
-                topic: topic_name,
-                id,
-            },
-        );
-        // Not durable yet: queues with room wait for `set_durable`.
-        let subs: Vec<SubId> = self.topics[tid]
-            .subscriptions
-            .iter()
-            .filter(|s| s.active && !s.waiting && s.queue.in_flight() < s.prefetch as usize)
-            .map(|s| s.subscriber)
-            .collect();
-        for sid in subs {
-            self.deliver(tid, sid, fx);
-        }
+    fn sub(&self, key: SubKey) -> Option<&subscription::Subscription> {
+        self.subs.get(key)?.as_ref()
     }
 
-    fn subscribe(&mut self, conn: ConnId, topic: &str, prefetch: u16, fx: &mut Effects) {
-        let Some(&tid) = self.topic_ids.get(topic) else {
-            fx.error(conn, ErrorCode::NoTopic, format!("no topic '{topic}'"));
-            return;
-        };
-        let sid = match self.conns.get(&conn).and_then(|c| c.subscriber) {
-            Some(sid) => sid,
-            None => {
-                let sid = self.new_subscriber(None, Some(conn));
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.subscriber = Some(sid);
-                }
-                sid
-            }
-        };
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.subscribed = true;
-        }
-        let name = self.durable_name(sid);
-        let topic_name = self.topics[tid].name.clone();
-        let changed = match self.topics[tid].subscription(sid) {
-            Some(i) => {
-                let s = &mut self.topics[tid].subscriptions[i];
-                s.active = true;
-                let changed = s.prefetch != prefetch;
-                s.prefetch = prefetch;
-                changed
-            }
-            None => {
-                self.add_subscription(tid, sid, prefetch, true);
-                true
-            }
-        };
-        if changed && let Some(name) = name {
-            fx.changes.push(Change::Subscribed {
-                subscriber: name,
-                topic: topic_name.clone(),
-                prefetch,
-            });
-        }
-        fx.reply(conn, Reply::Subscribed(topic_name));
-        self.deliver(tid, sid, fx);
+    fn sub_mut(&mut self, key: SubKey) -> Option<&mut subscription::Subscription> {
+        self.subs.get_mut(key)?.as_mut()
     }
 
-    fn unsubscribe(&mut self, conn: ConnId, topic: &str, fx: &mut Effects) {
-        let Some((tid, sid, _)) = self.find_subscription(conn, topic) else {
-            fx.error(
-                conn,
-                ErrorCode::NotSubscribed,
-                format!("not subscribed to '{topic}'"),
-            );
-            return;
-        };
-        let topic_name = self.topics[tid].name.clone();
-        if let Some(name) = self.durable_name(sid) {
-            fx.changes.push(Change::Unsubscribed {
-                subscriber: name,
-                topic: topic_name.clone(),
-            });
-        }
-        self.remove_subscription(tid, sid);
-        fx.reply(conn, Reply::Unsubscribed(topic_name));
-    }
-
-    fn ack(&mut self, conn: ConnId, topic: &str, id: &str, fx: &mut Effects) {
-        let Some((tid, sid, i)) = self.find_subscription(conn, topic) else {
-            fx.error(
-                conn,
-                ErrorCode::NotSubscribed,
-                format!("not subscribed to '{topic}'"),
-            );
-            return;
-        };
-        let t = &mut self.topics[tid];
-        let removed = match t.slot(id) {
-            Some(slot) => {
-                let event = slot.event.clone();
-                t.subscriptions[i]
-                    .queue
-                    .remove(event.seq)
-                    .map(|state| (event, state))
-            }
-            None => None,
-        };
-        let Some((event, state)) = removed else {
-            fx.error(
-                conn,
-                ErrorCode::NoEvent,
-                format!("no event '{id}' pending on '{topic}'"),
-            );
-            return;
-        };
-        let topic_name = t.name.clone();
-        let name = self.durable_name(sid);
-        let durable = name.is_some();
-        if let Some(name) = name {
-            fx.changes.push(Change::Acked {
-                subscriber: name,
-                topic: topic_name.clone(),
-                seq: event.seq,
-            });
-        }
-        self.release(tid, &event, durable);
-        fx.reply(
-            conn,
-            Reply::Acked {
-                topic: topic_name,
-                id: id.into(),
-            },
-        );
-        if state == EntryState::InFlight {
-            self.deliver(tid, sid, fx);
-        }
-    }
-
-    fn name(&mut self, conn: ConnId, name: &str, fx: &mut Effects) {
-        let Some(c) = self.conns.get(&conn) else {
-            return;
-        };
-        if c.named {
-            fx.error(
-                conn,
-                ErrorCode::BadState,
-                "this connection is already named",
-            );
-            return;
-        }
-        if c.subscribed {
-            fx.error(
-                conn,
-                ErrorCode::BadState,
-                "name must come before the first sub on a connection",
-            );
-            return;
-        }
-        let sid = match self.names.get(name) {
-            Some(&sid) => {
-                if self.subscribers[sid]
-                    .as_ref()
-                    .and_then(|s| s.conn)
-                    .is_some()
-                {
-                    fx.error(
-                        conn,
-                        ErrorCode::NameInUse,
-                        format!("'{name}' is held by another connection"),
-                    );
-                    return;
-                }
-                if let Some(s) = self.subscribers[sid].as_mut() {
-                    s.conn = Some(conn);
-                }
-                sid
-            }
-            None => self.durable_subscriber(name),
-        };
-        if let Some(s) = self.subscribers[sid].as_mut() {
-            s.conn = Some(conn);
-        }
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.named = true;
-            c.subscriber = Some(sid);
-        }
-        let name = self.durable_name(sid).unwrap_or_else(|| name.into());
-        fx.reply(conn, Reply::Named(name));
-    }
-
-    // ---- helpers ------------------------------------------------------
-
-    /// Delivers from one subscription while it has room and durable events.
-    fn deliver(&mut self, tid: TopicId, sid: SubId, fx: &mut Effects) {
-        let Some(conn) = self.subscribers.get(sid).and_then(|s| s.as_ref()?.conn) else {
-            return;
-        };
-        let name = self.durable_name(sid);
-        let t = &mut self.topics[tid];
-        let Some(i) = t.subscription(sid) else { return };
-        let s = &mut t.subscriptions[i];
-        if !s.active {
-            return;
-        }
-        while s.queue.in_flight() < s.prefetch as usize {
-            match s.queue.pop(self.durable) {
-                Pop::Event { event, redelivered } => {
-                    if let Some(name) = &name {
-                        fx.changes.push(Change::Delivered {
-                            subscriber: name.clone(),
-                            topic: t.name.clone(),
-                            seq: event.seq,
-                        });
-                    }
-                    fx.outputs.push(Output::Deliver {
-                        conn,
-                        topic: t.name.clone(),
-                        event,
-                        redelivered,
-                    });
-                }
-                Pop::NotDurable => {
-                    if !s.waiting {
-                        s.waiting = true;
-                        self.waiting.push((tid, sid));
-                    }
-                    return;
-                }
-                Pop::Empty => return,
-            }
-        }
-    }
-
-    fn find_subscription(&self, conn: ConnId, topic: &str) -> Option<(TopicId, SubId, usize)> {
-        let sid = self.conns.get(&conn)?.subscriber?;
+    /// The subscription `conn` is a member of on `topic`.
+    fn conn_sub(&self, conn: ConnId, topic: &str) -> Option<(TopicId, SubKey)> {
         let tid = *self.topic_ids.get(topic)?;
-        let i = self.topics[tid].subscription(sid)?;
-        Some((tid, sid, i))
+        let key = self.conns.get(&conn)?.sub_on(tid)?;
+        Some((tid, key))
+    }
+
+    /// The durable or group subscription called `name` on `tid`.
+    fn named_sub(&self, tid: TopicId, name: &str) -> Option<SubKey> {
+        self.topics[tid]
+            .subs
+            .iter()
+            .copied()
+            .find(|&k| self.sub(k).and_then(|s| s.kind.name()) == Some(name))
     }
 
     fn topic_or_create(&mut self, name: &str, fx: &mut Effects) -> TopicId {
@@ -622,72 +393,67 @@ impl Broker {
         let tid = self.topics.len();
         self.topics.push(Topic {
             name: name.clone(),
-            subscriptions: Vec::new(),
+            subs: Vec::new(),
             events: HashTable::new(),
-            published: 0,
+            ttl_ms: None,
+            expiry: BinaryHeap::new(),
+            scheduled: u64::MAX,
+            counters: TopicCounters::default(),
         });
         self.topic_ids.insert(name.clone(), tid);
         fx.changes.push(Change::TopicCreated { topic: name });
         tid
     }
 
-    fn new_subscriber(&mut self, name: Option<Arc<str>>, conn: Option<ConnId>) -> SubId {
-        let sub = Subscriber {
-            name,
-            conn,
-            topics: Vec::new(),
-        };
-        match self.free_subscribers.pop() {
-            Some(sid) => {
-                self.subscribers[sid] = Some(sub);
-                sid
+    fn create(&mut self, conn: ConnId, topic: &str, ttl_ms: Option<u64>, fx: &mut Effects) {
+        let tid = self.topic_or_create(topic, fx);
+        let t = &mut self.topics[tid];
+        if ttl_ms.is_some() && t.ttl_ms != ttl_ms {
+            t.ttl_ms = ttl_ms;
+            fx.changes.push(Change::TopicConfigured {
+                topic: t.name.clone(),
+                ttl_ms,
+            });
+        }
+        fx.reply(conn, Reply::Created(t.name.clone()));
+    }
+
+    fn new_sub(&mut self, sub: subscription::Subscription) -> SubKey {
+        let tid = sub.topic;
+        let key = match self.free_subs.pop() {
+            Some(key) => {
+                self.subs[key] = Some(sub);
+                key
             }
             None => {
-                self.subscribers.push(Some(sub));
-                self.subscribers.len() - 1
+                self.subs.push(Some(sub));
+                self.subs.len() - 1
+            }
+        };
+        self.topics[tid].subs.push(key);
+        key
+    }
+
+    /// Removes a subscription with its queue (unsubscribe, group deletion,
+    /// anonymous disconnect). Members are detached; nothing is logged here.
+    fn drop_sub(&mut self, key: SubKey) {
+        let Some(mut s) = self.subs.get_mut(key).and_then(Option::take) else {
+            return;
+        };
+        self.free_subs.push(key);
+        let tid = s.topic;
+        self.topics[tid].subs.retain(|&k| k != key);
+        for m in &s.members {
+            if let Some(c) = self.conns.get_mut(&m.conn) {
+                c.subs.retain(|&(t, k)| !(t == tid && k == key));
             }
         }
-    }
-
-    fn durable_subscriber(&mut self, name: &str) -> SubId {
-        if let Some(&sid) = self.names.get(name) {
-            return sid;
-        }
-        let name: Arc<str> = name.into();
-        let sid = self.new_subscriber(Some(name.clone()), None);
-        self.names.insert(name, sid);
-        sid
-    }
-
-    fn durable_name(&self, sid: SubId) -> Option<Arc<str>> {
-        self.subscribers.get(sid)?.as_ref()?.name.clone()
-    }
-
-    fn add_subscription(&mut self, tid: TopicId, sid: SubId, prefetch: u16, active: bool) {
-        self.topics[tid].subscriptions.push(Subscription {
-            subscriber: sid,
-            prefetch,
-            active,
-            waiting: false,
-            queue: PendingQueue::new(),
-        });
-        if let Some(Some(s)) = self.subscribers.get_mut(sid) {
-            s.topics.push(tid);
-        }
-    }
-
-    fn remove_subscription(&mut self, tid: TopicId, sid: SubId) {
-        let durable = self.durable_name(sid).is_some();
-        let t = &mut self.topics[tid];
-        let Some(i) = t.subscription(sid) else { return };
-        let mut s = t.subscriptions.swap_remove(i);
+        let durable = s.kind.is_durable();
         for event in s.queue.drain() {
             self.release(tid, &event, durable);
         }
-        if let Some(Some(sub)) = self.subscribers.get_mut(sid) {
-            sub.topics.retain(|&t| t != tid);
-        }
-        // A stale `waiting` entry is harmless: set_durable skips it.
+        // A stale `waiting` or timer entry is harmless: both skip a
+        // subscription that is gone.
     }
 
     fn insert_slot(&mut self, tid: TopicId, event: Arc<Event>, holders: u32, durable: u32) {
@@ -708,7 +474,7 @@ impl Broker {
         );
     }
 
-    /// One queue let go of `event`; forget it when no queue holds it.
+    /// One subscription let go of `event`; forget it when none holds it.
     fn release(&mut self, tid: TopicId, event: &Arc<Event>, durable: bool) {
         let t = &mut self.topics[tid];
         let hash = hash_id(event.id());
@@ -731,9 +497,42 @@ impl Broker {
             entry.remove();
         }
     }
+
+    /// Puts `owner` in the timer heap for `at`, unless it is already there
+    /// for an earlier time.
+    fn schedule(&mut self, owner: Owner, at: Option<u64>) {
+        let Some(at) = at else { return };
+        let scheduled = match owner {
+            Owner::Topic(tid) => &mut self.topics[tid].scheduled,
+            Owner::Sub(key) => match self.subs.get_mut(key).and_then(Option::as_mut) {
+                Some(s) => &mut s.scheduled,
+                None => return,
+            },
+        };
+        if at < *scheduled {
+            *scheduled = at;
+            self.timers.push(Reverse((at, owner)));
+        }
+    }
 }
 
+/// The holders record of a publish: durable and group subscriptions.
+fn holder(name: &Arc<str>, deliveries: u32, due: Option<u64>) -> Holder {
+    Holder {
+        subscriber: name.clone(),
+        deliveries,
+        due,
+    }
+}
+
+mod consume;
 mod persistence;
-mod stats;
+mod publish;
+pub mod stats;
+mod subscribe;
+pub mod subscription;
 #[cfg(test)]
 mod tests;
+mod timers;
+
+pub use stats::PeekView;

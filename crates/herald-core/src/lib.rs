@@ -1,8 +1,10 @@
 //! The Herald broker state machine, with no IO.
 //!
 //! - [`event`]: an accepted [`Event`] and its [`Seq`].
-//! - [`queue`]: [`PendingQueue`], one subscriber's unacknowledged events on a topic.
-//! - [`broker`]: [`Broker`], topics and subscribers; commands in, [`Effects`] out.
+//! - [`queue`]: [`PendingQueue`], one subscription's queued, delayed and
+//!   in-flight events on a topic.
+//! - [`broker`]: [`Broker`], topics, subscriptions (anonymous, durable,
+//!   groups) and time; commands in, [`Effects`] out.
 //! - [`change`]: [`Change`], the state changes the log records and replays.
 //!
 //! No tokio, no clock, no files: the server passes time in and takes effects
@@ -12,11 +14,14 @@
 
 pub mod broker;
 pub mod change;
+pub mod conn;
 pub mod event;
 pub mod queue;
 
-pub use broker::{Broker, ConnId, Effects, Output, TopicStats};
-pub use change::{Change, Holder};
+pub use broker::{Broker, Effects, Output, TopicCounters};
+pub use broker::stats::{SubscriptionStats, TopicStats};
+pub use change::{Change, Holder, RemoveReason};
+pub use conn::ConnId;
 pub use event::{Event, Seq};
 pub use herald_proto::Command;
 pub use queue::PendingQueue;

@@ -3,8 +3,29 @@
 //! the live events compaction copies forward, and the seed's JSON view for
 //! `herald dump`. Kept apart from the command handlers because none of it
 //! runs per command.
+//!
+//! Replay collects each durable subscription's events with their delivery
+//! counts and due times, then [`Broker::finish_replay`] builds the queues in
+//! one go: events join their level in the order they joined it before
+//! (publish time, or due time for an event that was delayed), and what was
+//! in flight is returned (`docs/protocol.md` 12.3), so `max_deliveries`
+//! and expiry apply as they would to any return.
 
+use super::subscription::{SubKind, Subscription};
 use super::*;
+
+/// Replay-only state: each durable subscription's events, by seq.
+#[derive(Debug, Default)]
+pub(super) struct ReplayState {
+    items: FxHashMap<SubKey, FxHashMap<Seq, ReplayItem>>,
+}
+
+#[derive(Debug)]
+struct ReplayItem {
+    event: Arc<Event>,
+    deliveries: u32,
+    due: Option<u64>,
+}
 
 impl Broker {
     /// The changes that recreate every topic and durable subscription (not
@@ -16,14 +37,23 @@ impl Broker {
             out.push(Change::TopicCreated {
                 topic: t.name.clone(),
             });
+            if t.ttl_ms.is_some() {
+                out.push(Change::TopicConfigured {
+                    topic: t.name.clone(),
+                    ttl_ms: t.ttl_ms,
+                });
+            }
         }
         for t in &self.topics {
-            for s in &t.subscriptions {
-                if let Some(name) = self.durable_name(s.subscriber) {
+            for &key in &t.subs {
+                let Some(s) = self.sub(key) else { continue };
+                if let Some(name) = s.kind.durable_name() {
                     out.push(Change::Subscribed {
-                        subscriber: name,
+                        subscriber: name.clone(),
                         topic: t.name.clone(),
-                        prefetch: s.prefetch,
+                        group: matches!(s.kind, SubKind::Group(_)),
+                        prefetch: s.prefetch.max(1),
+                        options: s.options.clone(),
                     });
                 }
             }
@@ -31,8 +61,8 @@ impl Broker {
         out
     }
 
-    /// Every event with `seq < before` that some durable subscriber holds,
-    /// with its topic: the work list of a compaction.
+    /// Every event with `seq < before` that some durable subscription
+    /// holds, with its topic: the work list of a compaction.
     pub fn durable_events_before(&self, before: Seq) -> Vec<(Arc<str>, Arc<Event>)> {
         let mut out = Vec::new();
         for t in &self.topics {
@@ -46,8 +76,9 @@ impl Broker {
         out
     }
 
-    /// A `Published` change for `event` with the durable subscribers that
-    /// hold it now, or `None` if none does (compaction copies it forward).
+    /// A `Published` change for `event` with the durable subscriptions that
+    /// hold it now (delivery counts and due times included), or `None` if
+    /// none does (compaction copies it forward).
     pub fn rewrite_record(&self, topic: &str, event: &Arc<Event>) -> Option<Change> {
         let tid = *self.topic_ids.get(topic)?;
         let t = &self.topics[tid];
@@ -55,7 +86,16 @@ impl Broker {
         if slot.event.seq != event.seq || slot.durable_holders == 0 {
             return None;
         }
-        let holders = self.durable_holders(t, event.seq);
+        let mut holders = Vec::new();
+        for &key in &t.subs {
+            let Some(s) = self.sub(key) else { continue };
+            let Some(name) = s.kind.durable_name() else {
+                continue;
+            };
+            if let Some((_, deliveries)) = s.queue.state(event.seq) {
+                holders.push(holder(name, deliveries, s.queue.due(event.seq)));
+            }
+        }
         Some(Change::Published {
             topic: t.name.clone(),
             event: slot.event.clone(),
@@ -68,139 +108,246 @@ impl Broker {
     /// ignored. Call [`Broker::finish_replay`] after the last one.
     pub fn replay(&mut self, change: Change) {
         let mut fx = Effects::new();
+        if self.replay.is_none() {
+            self.replay = Some(ReplayState::default());
+        }
         match change {
             Change::TopicCreated { topic } => {
                 self.topic_or_create(&topic, &mut fx);
             }
+            Change::TopicConfigured { topic, ttl_ms } => {
+                let tid = self.topic_or_create(&topic, &mut fx);
+                self.topics[tid].ttl_ms = ttl_ms;
+            }
             Change::Subscribed {
                 subscriber,
                 topic,
+                group,
                 prefetch,
+                options,
             } => {
-                let sid = self.durable_subscriber(&subscriber);
                 let tid = self.topic_or_create(&topic, &mut fx);
-                match self.topics[tid].subscription(sid) {
-                    Some(i) => self.topics[tid].subscriptions[i].prefetch = prefetch,
-                    None => self.add_subscription(tid, sid, prefetch, false),
+                if !group {
+                    self.names.entry(subscriber.clone()).or_insert(None);
+                }
+                match self.named_sub(tid, &subscriber) {
+                    Some(key) => {
+                        if let Some(s) = self.sub_mut(key) {
+                            s.options = options;
+                            s.prefetch = prefetch;
+                        }
+                    }
+                    None => {
+                        let kind = if group {
+                            SubKind::Group(subscriber)
+                        } else {
+                            SubKind::Durable(subscriber)
+                        };
+                        self.new_sub(Subscription::new(tid, kind, options, prefetch));
+                    }
                 }
             }
             Change::Unsubscribed { subscriber, topic } => {
-                if let (Some(&sid), Some(&tid)) = (
-                    self.names.get(subscriber.as_ref()),
-                    self.topic_ids.get(topic.as_ref()),
-                ) {
-                    self.remove_subscription(tid, sid);
+                if let Some(key) = self.replay_sub(&subscriber, &topic) {
+                    let tid = self.topic_of(key);
+                    let items = self.replay_items(key).map(std::mem::take).unwrap_or_default();
+                    for (_, item) in items {
+                        self.release(tid, &item.event, true);
+                    }
+                    self.drop_sub(key);
                 }
             }
             Change::Published {
                 topic,
                 event,
                 holders,
-            } => {
-                let tid = self.topic_or_create(&topic, &mut fx);
-                self.next_seq = self.next_seq.max(event.seq.0 + 1);
-                if self.topics[tid].slot(event.id()).is_some() {
-                    // A copy written by compaction of an event we hold.
-                    return;
-                }
-                let mut count = 0;
-                for h in &holders {
-                    let Some(&sid) = self.names.get(h.subscriber.as_ref()) else {
-                        continue;
-                    };
-                    let t = &mut self.topics[tid];
-                    if let Some(i) = t.subscription(sid)
-                        && t.subscriptions[i].queue.push(event.clone(), h.delivered)
-                    {
-                        count += 1;
-                    }
-                }
-                if count > 0 {
-                    self.replay_events.insert(event.seq, event.clone());
-                    self.insert_slot(tid, event, count, count);
-                }
-            }
+            } => self.replay_publish(&topic, event, &holders),
             Change::Acked {
                 subscriber,
                 topic,
                 seq,
-            } => {
-                if let Some((tid, i)) = self.durable_subscription(&subscriber, &topic)
-                    && let Some(event) = self.replay_events.get(&seq).cloned()
-                    && self.topics[tid].subscriptions[i]
-                        .queue
-                        .remove(seq)
-                        .is_some()
-                {
-                    self.release(tid, &event, true);
-                }
             }
+            | Change::Removed {
+                subscriber,
+                topic,
+                seq,
+                ..
+            } => self.replay_remove(&subscriber, &topic, seq),
             Change::Delivered {
                 subscriber,
                 topic,
                 seq,
             } => {
-                if let Some((tid, i)) = self.durable_subscription(&subscriber, &topic) {
-                    self.topics[tid].subscriptions[i].queue.mark_delivered(seq);
+                if let Some(item) = self.replay_item(&subscriber, &topic, seq) {
+                    item.deliveries = item.deliveries.saturating_add(1);
                 }
+            }
+            Change::Delayed {
+                subscriber,
+                topic,
+                seq,
+                due,
+            } => {
+                if let Some(item) = self.replay_item(&subscriber, &topic, seq) {
+                    item.due = Some(due);
+                }
+            }
+            Change::DeadLettered {
+                subscriber,
+                topic,
+                seq,
+                dead_topic,
+                event,
+                holders,
+                ..
+            } => {
+                if let Some(subscriber) = subscriber {
+                    self.replay_remove(&subscriber, &topic, seq);
+                }
+                self.replay_publish(&dead_topic, event, &holders);
             }
         }
     }
 
-    /// Ends a replay: restores queue order and marks every replayed event durable.
-    pub fn finish_replay(&mut self) {
-        self.replay_events = FxHashMap::default();
-        for t in &mut self.topics {
-            for s in &mut t.subscriptions {
-                s.queue.sort_if_needed();
+    fn replay_sub(&self, subscriber: &str, topic: &str) -> Option<SubKey> {
+        let tid = *self.topic_ids.get(topic)?;
+        self.named_sub(tid, subscriber)
+    }
+
+    fn replay_items(&mut self, key: SubKey) -> Option<&mut FxHashMap<Seq, ReplayItem>> {
+        Some(self.replay.as_mut()?.items.entry(key).or_default())
+    }
+
+    fn replay_item(&mut self, subscriber: &str, topic: &str, seq: Seq) -> Option<&mut ReplayItem> {
+        let key = self.replay_sub(subscriber, topic)?;
+        self.replay_items(key)?.get_mut(&seq)
+    }
+
+    fn replay_publish(&mut self, topic: &str, event: Arc<Event>, holders: &[Holder]) {
+        let mut fx = Effects::new();
+        let tid = self.topic_or_create(topic, &mut fx);
+        self.next_seq = self.next_seq.max(event.seq.0 + 1);
+        if self.topics[tid].slot(event.id()).is_some() {
+            // A copy written by compaction of an event we hold.
+            return;
+        }
+        let mut count = 0;
+        for h in holders {
+            let Some(key) = self.named_sub(tid, &h.subscriber) else {
+                continue;
+            };
+            let Some(items) = self.replay_items(key) else {
+                continue;
+            };
+            if items.contains_key(&event.seq) {
+                continue;
             }
+            items.insert(
+                event.seq,
+                ReplayItem {
+                    event: event.clone(),
+                    deliveries: h.deliveries,
+                    due: h.due,
+                },
+            );
+            count += 1;
+        }
+        if count > 0 {
+            self.insert_slot(tid, event, count, count);
+        }
+    }
+
+    fn replay_remove(&mut self, subscriber: &str, topic: &str, seq: Seq) {
+        let Some(key) = self.replay_sub(subscriber, topic) else {
+            return;
+        };
+        let tid = self.topic_of(key);
+        if let Some(item) = self.replay_items(key).and_then(|items| items.remove(&seq)) {
+            self.release(tid, &item.event, true);
+        }
+    }
+
+    /// Ends a replay at `now`: builds every queue, returns what was in
+    /// flight (so expiry and `max_deliveries` apply, which may write dead
+    /// letters: log `fx.changes` before serving), and marks every replayed
+    /// event durable.
+    pub fn finish_replay(&mut self, now: u64, fx: &mut Effects) {
+        let replay = self.replay.take().unwrap_or_default();
+        for (key, items) in replay.items {
+            let mut items: Vec<ReplayItem> = items.into_values().collect();
+            // Join order (12.3): publish time, or due time for an event that
+            // was delayed and is due by now; ties in publish order.
+            items.sort_unstable_by_key(|i| {
+                let joined = i.due.filter(|&d| d <= now).unwrap_or(i.event.timestamp);
+                (joined, i.event.seq)
+            });
+            let mut returned = Vec::new();
+            for item in items {
+                let Some(s) = self.subs[key].as_mut() else {
+                    break;
+                };
+                match item.due.filter(|&d| d > now) {
+                    Some(due) => {
+                        s.queue.push_delayed(item.event.clone(), item.deliveries, due);
+                    }
+                    None => {
+                        let ready_ms = item.due.unwrap_or(item.event.timestamp);
+                        s.queue
+                            .push_ready(item.event.clone(), item.deliveries, self.next_seq, ready_ms);
+                        self.next_seq += 1;
+                    }
+                }
+                if item.event.is_expired(now) || (item.deliveries > 0 && s.is_exhausted(item.deliveries)) {
+                    returned.push(item.event);
+                }
+            }
+            for event in returned {
+                if event.is_expired(now) {
+                    self.expire_from(key, &event, now, fx);
+                } else {
+                    self.dead_letter(key, &event, RemoveReason::MaxDeliveries, now, fx);
+                }
+            }
+            let next = self.sub_mut(key).and_then(|s| s.queue.next_due());
+            self.schedule(Owner::Sub(key), next);
+        }
+        for tid in 0..self.topics.len() {
+            let t = &mut self.topics[tid];
+            for slot in t.events.iter() {
+                if let Some(at) = slot.event.expires_at() {
+                    t.expiry.push(Reverse(Expiry {
+                        at,
+                        event: Arc::downgrade(&slot.event),
+                    }));
+                }
+            }
+            let next = t.expiry.peek().map(|Reverse(e)| e.at);
+            self.schedule(Owner::Topic(tid), next);
         }
         self.durable = self.last_seq();
     }
 
-    /// The seed's JSON view of one topic: subscriber name → its pending
-    /// events in delivery order, as `(event, delivered_before)`. Durable
-    /// subscribers only.
+    /// The seed's JSON view of one topic: subscriber or group name → its
+    /// pending events in delivery order (delayed ones last, by due time).
+    /// Durable subscriptions only.
     pub fn pending_by_subscriber(&self, topic: &str) -> Option<Vec<SubscriberQueue>> {
         let tid = *self.topic_ids.get(topic)?;
         let t = &self.topics[tid];
         let mut out = Vec::new();
-        for s in &t.subscriptions {
-            let Some(name) = self.durable_name(s.subscriber) else {
+        for &key in &t.subs {
+            let Some(s) = self.sub(key) else { continue };
+            let Some(name) = s.kind.durable_name() else {
                 continue;
             };
-            let mut events: Vec<Arc<Event>> = s.queue.iter().map(|(e, _)| e.clone()).collect();
-            events.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.seq.cmp(&b.seq)));
-            out.push((name, events));
+            let events = s
+                .queue
+                .peek(s.queue.len(), s.options.age_ms)
+                .into_iter()
+                .map(|v| v.event)
+                .collect();
+            out.push((name.clone(), events));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Some(out)
-    }
-
-    /// A durable subscriber's subscription, by names (replay).
-    fn durable_subscription(&self, subscriber: &str, topic: &str) -> Option<(TopicId, usize)> {
-        let sid = *self.names.get(subscriber)?;
-        let tid = *self.topic_ids.get(topic)?;
-        Some((tid, self.topics[tid].subscription(sid)?))
-    }
-
-    fn durable_holders(&self, t: &Topic, seq: Seq) -> Vec<Holder> {
-        let mut holders = Vec::new();
-        for s in &t.subscriptions {
-            let Some(name) = self.durable_name(s.subscriber) else {
-                continue;
-            };
-            if let Some(state) = s.queue.state(seq) {
-                let delivered = match state {
-                    EntryState::InFlight => true,
-                    EntryState::Queued { delivered_before } => delivered_before,
-                };
-                holders.push(Holder {
-                    subscriber: name,
-                    delivered,
-                });
-            }
-        }
-        holders
     }
 }

@@ -1,6 +1,56 @@
-//! `topics` and `stats`: read-only views of the broker's counters.
+//! `topics`, `stats` and `peek`: read-only views (`docs/protocol.md` 8, 12.7).
 
+use super::subscription::SubKind;
 use super::*;
+use crate::queue::EntryView;
+use herald_proto::PeekTarget;
+use serde_json::{Value, json};
+
+/// Counts of one topic now, and its counters since start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TopicStats {
+    /// Subscriptions on the topic (durable ones that are away and groups
+    /// without members included).
+    pub subscribers: usize,
+    /// Deliverable queued events, summed over subscriptions.
+    pub pending: usize,
+    /// Delivered and not acknowledged, summed likewise.
+    pub in_flight: usize,
+    /// Delayed, summed likewise.
+    pub delayed: usize,
+    /// Counters since the broker started.
+    pub counters: TopicCounters,
+}
+
+/// One subscription, as `stats <topic>` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionStats {
+    /// Its kind and name.
+    pub kind: SubKind,
+    /// Connected members.
+    pub members: usize,
+    /// Prefetch (not for a group: its members each have their own).
+    pub prefetch: Option<u16>,
+    /// Deliverable queued events.
+    pub pending: usize,
+    /// In flight.
+    pub in_flight: usize,
+    /// Delayed.
+    pub delayed: usize,
+    /// The options of the last `sub`.
+    pub options: SubOptions,
+    /// Now minus the timestamp of the oldest deliverable queued event.
+    pub oldest_ms: u64,
+}
+
+/// What `peek` found (each entry as [`EntryView`]), with the topic name.
+#[derive(Debug, Clone)]
+pub struct PeekView {
+    /// Topic name.
+    pub topic: Arc<str>,
+    /// The entries, in `peek` order.
+    pub entries: Vec<EntryView>,
+}
 
 impl Broker {
     /// Counters of one topic.
@@ -8,15 +58,42 @@ impl Broker {
         let tid = *self.topic_ids.get(topic)?;
         let t = &self.topics[tid];
         let mut stats = TopicStats {
-            subscribers: t.subscriptions.len(),
-            published: t.published,
+            subscribers: t.subs.len(),
+            counters: t.counters,
             ..Default::default()
         };
-        for s in &t.subscriptions {
+        for s in t.subs.iter().filter_map(|&k| self.sub(k)) {
             stats.pending += s.queue.queued();
             stats.in_flight += s.queue.in_flight();
+            stats.delayed += s.queue.delayed();
         }
         Some(stats)
+    }
+
+    /// The subscriptions of one topic, as `stats <topic>` lists them.
+    pub fn subscription_stats(&self, topic: &str, now: u64) -> Option<Vec<SubscriptionStats>> {
+        let tid = *self.topic_ids.get(topic)?;
+        let mut out = Vec::new();
+        for s in self.topics[tid].subs.iter().filter_map(|&k| self.sub(k)) {
+            out.push(SubscriptionStats {
+                kind: s.kind.clone(),
+                members: s.members.len(),
+                prefetch: match s.kind {
+                    SubKind::Group(_) => None,
+                    _ => Some(s.prefetch),
+                },
+                pending: s.queue.queued(),
+                in_flight: s.queue.in_flight(),
+                delayed: s.queue.delayed(),
+                options: s.options.clone(),
+                oldest_ms: s
+                    .queue
+                    .oldest_queued_timestamp()
+                    .map_or(0, |t| now.saturating_sub(t)),
+            });
+        }
+        out.sort_by_key(|s| s.kind.display_name());
+        Some(out)
     }
 
     /// Topic names, sorted.
@@ -24,6 +101,21 @@ impl Broker {
         let mut names: Vec<Arc<str>> = self.topics.iter().map(|t| t.name.clone()).collect();
         names.sort();
         names
+    }
+
+    /// Connections the broker knows, with the topics each is subscribed to
+    /// and how many events it holds in flight.
+    pub fn connection_view(&self, conn: ConnId) -> Option<(Option<Arc<str>>, Vec<Arc<str>>, usize)> {
+        let c = self.conns.get(&conn)?;
+        let mut topics = Vec::new();
+        let mut in_flight = 0;
+        for &(tid, key) in &c.subs {
+            topics.push(self.topics[tid].name.clone());
+            if let Some(m) = self.sub(key).and_then(|s| s.member(conn)) {
+                in_flight += m.in_flight as usize;
+            }
+        }
+        Some((c.name.clone(), topics, in_flight))
     }
 
     pub(super) fn topics_json(&self) -> String {
@@ -35,24 +127,168 @@ impl Broker {
         serde_json::to_string(&names).unwrap_or_else(|_| "[]".into())
     }
 
-    pub(super) fn stats_json(&self, only: Option<&str>) -> String {
+    /// The `stats` JSON: every topic, or only `only` with its subscriptions.
+    pub fn stats_json(&self, only: Option<&str>, now: u64) -> String {
         let mut topics = serde_json::Map::new();
         for name in self.topic_names() {
             if only.is_some_and(|o| o != name.as_ref()) {
                 continue;
             }
-            if let Some(s) = self.topic_stats(&name) {
-                topics.insert(
-                    name.to_string(),
-                    serde_json::json!({
-                        "subscribers": s.subscribers,
-                        "pending": s.pending,
-                        "in_flight": s.in_flight,
-                        "published": s.published,
-                    }),
-                );
+            let Some(s) = self.topic_stats(&name) else {
+                continue;
+            };
+            let mut value = topic_stats_json(&s);
+            if only.is_some()
+                && let Some(subs) = self.subscription_stats(&name, now)
+            {
+                value["subscriptions"] = subs.iter().map(subscription_stats_json).collect();
             }
+            topics.insert(name.to_string(), value);
         }
-        serde_json::json!({ "topics": topics }).to_string()
+        json!({ "topics": topics }).to_string()
     }
+
+    pub(super) fn peek(
+        &mut self,
+        conn: ConnId,
+        topic: &str,
+        n: u16,
+        target: PeekTarget,
+        now: u64,
+        fx: &mut Effects,
+    ) {
+        let key = self.topic_ids.get(topic).and_then(|&tid| match &target {
+            PeekTarget::Own => self.conns.get(&conn)?.sub_on(tid),
+            PeekTarget::Sub(name) => self
+                .named_sub(tid, name)
+                .filter(|&k| matches!(self.sub(k).map(|s| &s.kind), Some(SubKind::Durable(_)))),
+            PeekTarget::Group(name) => self
+                .named_sub(tid, name)
+                .filter(|&k| matches!(self.sub(k).map(|s| &s.kind), Some(SubKind::Group(_)))),
+        });
+        let Some(view) = key.and_then(|k| self.peek_view(k, usize::from(n))) else {
+            fx.error(
+                conn,
+                ErrorCode::NotSubscribed,
+                format!("no such subscription on '{topic}'"),
+            );
+            return;
+        };
+        fx.reply(conn, Reply::Json(peek_json(&view, now)));
+    }
+
+    /// Up to `n` entries of subscription `key` as `peek` shows them.
+    fn peek_view(&self, key: SubKey, n: usize) -> Option<PeekView> {
+        let s = self.sub(key)?;
+        Some(PeekView {
+            topic: self.topics[s.topic].name.clone(),
+            entries: s.queue.peek(n, s.options.age_ms),
+        })
+    }
+
+    /// `peek` of a durable subscriber's (`group` false) or a group's
+    /// subscription by name, for the HTTP API.
+    pub fn peek_named(&self, topic: &str, name: &str, group: bool, n: usize) -> Option<PeekView> {
+        let tid = *self.topic_ids.get(topic)?;
+        let key = self.named_sub(tid, name)?;
+        let is_group = matches!(self.sub(key)?.kind, SubKind::Group(_));
+        if is_group != group {
+            return None;
+        }
+        self.peek_view(key, n)
+    }
+}
+
+fn topic_stats_json(s: &TopicStats) -> Value {
+    let c = &s.counters;
+    json!({
+        "subscribers": s.subscribers,
+        "pending": s.pending,
+        "in_flight": s.in_flight,
+        "published": c.published,
+        "delayed": s.delayed,
+        "redelivered": c.redelivered,
+        "dead_lettered": c.dead_lettered,
+        "dead_dropped": c.dead_dropped,
+        "expired": c.expired,
+        "evicted": c.evicted,
+    })
+}
+
+fn subscription_stats_json(s: &SubscriptionStats) -> Value {
+    let mut v = json!({
+        "members": s.members,
+        "pending": s.pending,
+        "in_flight": s.in_flight,
+        "delayed": s.delayed,
+        "options": options_json(&s.options),
+        "oldest_ms": s.oldest_ms,
+    });
+    match &s.kind {
+        SubKind::Group(name) => v["group"] = json!(name.as_ref()),
+        other => v["name"] = json!(other.display_name()),
+    }
+    if let Some(p) = s.prefetch {
+        v["prefetch"] = json!(p);
+    }
+    v
+}
+
+/// The options as a JSON object with the keys and values of the `sub` reply.
+fn options_json(o: &SubOptions) -> Value {
+    let mut v = serde_json::Map::new();
+    for pair in o.to_string().split_whitespace() {
+        if let Some((key, value)) = pair.split_once('=') {
+            let value = match key {
+                "backoff" => json!(
+                    value
+                        .split(',')
+                        .filter_map(|d| d.parse::<u64>().ok())
+                        .collect::<Vec<_>>()
+                ),
+                "group" | "dead" | "overflow" => json!(value),
+                _ => value.parse::<u64>().map_or_else(|_| json!(value), |n| json!(n)),
+            };
+            v.insert(key.to_string(), value);
+        }
+    }
+    Value::Object(v)
+}
+
+/// The `peek` reply: `[{"state","deliveries","deadline_ms"?,"due_ms"?,"event"}]`.
+pub fn peek_json(view: &PeekView, now: u64) -> String {
+    let entries: Vec<Value> = view
+        .entries
+        .iter()
+        .map(|e| {
+            let mut line = bytes::BytesMut::new();
+            herald_proto::Delivery {
+                topic: &view.topic,
+                id: e.event.id(),
+                priority: e.event.priority,
+                fields: e.event.fields(),
+                timestamp: e.event.timestamp,
+                deliveries: e.deliveries + 1,
+            }
+            .encode(&mut line);
+            let event: Value = serde_json::from_slice(&line).unwrap_or(Value::Null);
+            let mut v = json!({
+                "state": match e.state {
+                    EntryState::InFlight => "in_flight",
+                    EntryState::Queued => "queued",
+                    EntryState::Delayed => "delayed",
+                },
+                "deliveries": e.deliveries,
+                "event": event,
+            });
+            if let Some(deadline) = e.deadline {
+                v["deadline_ms"] = json!(deadline.saturating_sub(now));
+            }
+            if let Some(due) = e.due {
+                v["due_ms"] = json!(due.saturating_sub(now));
+            }
+            v
+        })
+        .collect();
+    Value::Array(entries).to_string()
 }
