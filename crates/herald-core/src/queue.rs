@@ -883,6 +883,46 @@ impl PendingQueue {
     }
 }
 
+#[cfg(test)]
+impl PendingQueue {
+    /// Checks the invariants of the module docs (tests only).
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let count = |state| self.entries.iter().filter(|e| e.state == state).count();
+        if count(EntryState::Queued) != self.queued {
+            return Err(format!("queued {} but {} entries", self.queued, count(EntryState::Queued)));
+        }
+        if count(EntryState::Delayed) != self.delayed_count || self.due.len() != self.delayed_count {
+            return Err("delayed count".into());
+        }
+        if count(EntryState::InFlight) != self.in_flight.len() {
+            return Err("in-flight count".into());
+        }
+        let mut live = std::collections::HashSet::new();
+        for level in &self.levels {
+            let mut last = 0;
+            for q in &level.fifo {
+                if q.ready_seq <= last {
+                    return Err("fifo out of order".into());
+                }
+                last = q.ready_seq;
+            }
+            let items = level.fifo.iter().chain(level.returned.iter().map(|r| &r.0));
+            for q in items {
+                if q.event.priority != level.priority {
+                    return Err("event in the wrong level".into());
+                }
+                if self.is_in(q.event.seq.0, EntryState::Queued) && !live.insert(q.event.seq) {
+                    return Err(format!("{} queued twice", q.event.seq));
+                }
+            }
+        }
+        if live.len() != self.queued {
+            return Err(format!("{} live queued items, {} queued", live.len(), self.queued));
+        }
+        Ok(())
+    }
+}
+
 fn is_in(entries: &HashTable<Entry>, seq: u64, state: EntryState) -> bool {
     entries
         .find(hash_seq(seq), |e| e.seq == seq)
