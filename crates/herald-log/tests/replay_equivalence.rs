@@ -98,8 +98,8 @@ proptest! {
                 }
             };
             if let Some((c, command)) = command {
-                if !log.has_room(live.record_bound(&command)) {
-                    log.rotate(&live.metadata(), live.record_bound(&command)).unwrap();
+                if !log.has_room(live.record_bound(&command, herald_log::FRAME_HEADER_BYTES as u64)) {
+                    log.rotate(&live.metadata(), live.record_bound(&command, herald_log::FRAME_HEADER_BYTES as u64)).unwrap();
                 }
                 live.handle(c, command, NOW, &mut fx);
             }

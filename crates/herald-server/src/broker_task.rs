@@ -366,7 +366,9 @@ impl BrokerTask {
         };
         debug!(conn = conn.0, command = %describe(&command), "command");
         if Broker::is_mutating(&command) {
-            let bound = self.broker.record_bound(&command);
+            let bound = self
+                .broker
+                .record_bound(&command, herald_log::FRAME_HEADER_BYTES as u64);
             if let Err(reason) = self.make_room(bound) {
                 let reply = Reply::error(
                     ErrorCode::Unavailable,
