@@ -233,6 +233,17 @@ pub fn encode(change: &Change, out: &mut Vec<u8>) {
     }
 }
 
+/// The payload of `change` in a vector of its own (for snapshots, which
+/// are rare; the hot path encodes into the log's buffer with [`encode`]).
+///
+/// # Panics
+/// As [`encode`].
+pub fn to_vec(change: &Change) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload_len(change));
+    encode(change, &mut out);
+    out
+}
+
 fn put_str(out: &mut Vec<u8>, s: &str) {
     // See `encode` "# Panics": the protocol keeps names and ids far shorter.
     let len = u16::try_from(s.len()).expect("names and ids are at most 65535 bytes");

@@ -30,7 +30,7 @@
 use crate::config::{Config, FsyncMode};
 use crate::sync::SyncRequest;
 use bytes::{Bytes, BytesMut};
-use herald_core::{Broker, Change, ConnId, Effects, Output, Seq};
+use herald_core::{Broker, Change, ConnId, Effects, Output, Seq, record};
 use herald_log::{Log, Lsn};
 use herald_proto::{Command, Delivery, ErrorCode, ParseError, Reply};
 use std::collections::VecDeque;
@@ -392,7 +392,7 @@ impl BrokerTask {
             return Ok(());
         }
         let metadata = self.broker.metadata();
-        match self.log.rotate(&metadata, bound) {
+        match self.log.rotate(metadata.iter().map(record::to_vec), bound) {
             Ok(()) => {
                 if let Some(since) = self.unavailable_since.take() {
                     info!(
@@ -429,11 +429,13 @@ impl BrokerTask {
             // restart: never worth growing a full segment (or failing a
             // write on a full disk) for.
             if matches!(change, Change::Delivered { .. })
-                && !self.log.has_room(herald_log::encoded_len(&change) as u64)
+                && !self
+                    .log
+                    .has_room(herald_log::frame_len(record::payload_len(&change)))
             {
                 continue;
             }
-            let lsn = self.log.append(&change);
+            let lsn = self.log.append_with(|buf| record::encode(&change, buf));
             if let Change::Published { event, .. } = &change {
                 self.unsynced_events.push_back((lsn, event.seq));
             }

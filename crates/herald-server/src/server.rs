@@ -4,7 +4,7 @@
 use crate::broker_task::{BrokerTask, Input};
 use crate::config::Config;
 use crate::connection;
-use herald_core::{Broker, ConnId};
+use herald_core::{Broker, ConnId, record};
 use herald_log::{Log, LogConfig};
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -54,7 +54,11 @@ pub async fn run(
     };
     let (broker, log, report) = tokio::task::spawn_blocking(move || {
         let mut broker = Broker::new();
-        let (log, report) = Log::open(log_config, |change| broker.replay(change))?;
+        let mut decoder = record::Decoder::new();
+        let (log, report) = Log::open(log_config, |payload| {
+            broker.replay(decoder.decode(payload)?);
+            Ok::<_, record::RecordError>(())
+        })?;
         broker.finish_replay();
         Ok::<_, herald_log::Error>((broker, log, report))
     })
