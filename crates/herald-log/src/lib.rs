@@ -5,8 +5,9 @@
 //! commands it [`append`](Log::append)s the payloads of the records they
 //! produce to an in-memory buffer ([`append_with`](Log::append_with) lets
 //! the caller encode straight into it), then calls [`write`](Log::write)
-//! once (one `pwrite`). A separate fsync thread calls `sync_data()` on
-//! the file from [`sync_target`](Log::sync_target) and so makes every batch written before it durable at once (group
+//! once (one `pwrite`). A separate fsync thread calls
+//! [`SyncTarget::sync`] on the handle from [`sync_target`](Log::sync_target)
+//! and so makes every batch written before it durable at once (group
 //! commit). The log never fsyncs on the hot path. On restart [`Log::open`]
 //! hands every payload back to a callback, in order.
 //!
@@ -24,8 +25,8 @@
 //! | `frame.rs` | a payload's frame: length, checksum (pure) |
 //! | `segment.rs` | segment names, the header, creating a segment atomically |
 //! | `recovery.rs` | reading segments back, the tail rule ([`scan_bytes`]) |
-//! | `log.rs` | [`Log`]: buffer, write, rotate, delete |
-//! | `storage.rs` | the mutating file operations, [`FaultInjector`] |
+//! | `log.rs` | [`Log`]: buffer, write, rotate, delete; [`SyncTarget`] |
+//! | `storage.rs` | every file operation that changes the disk (syncs included), [`FaultInjector`] |
 //! | `lock.rs` | [`DirLock`] on `<dir>/LOCK` |
 //!
 //! # On-disk format, version 1
@@ -110,9 +111,10 @@
 //! # Durability
 //!
 //! - [`write`](Log::write) puts a batch in the page cache: it survives a
-//!   process crash or `kill -9`. `sync_data()` on the
-//!   [`sync_target`](Log::sync_target) file makes everything written before
-//!   it durable; the fsync thread reports the Lsn that came with the file.
+//!   process crash or `kill -9`. [`SyncTarget::sync`] on the
+//!   [`sync_target`](Log::sync_target) makes everything written before it
+//!   durable (an fdatasync through the log's [`Storage`]); the fsync thread
+//!   reports the Lsn that came with the handle.
 //! - [`rotate`](Log::rotate) writes out and fdatasyncs the old segment before
 //!   the new one exists. So every segment but the newest is whole on disk,
 //!   which is what lets the tail rule call a bad record in an older segment
@@ -151,7 +153,7 @@ mod storage;
 pub use error::Error;
 pub use frame::{FRAME_HEADER_BYTES, FrameError, MAX_RECORD_BYTES, frame_len, read_frame};
 pub use lock::{DirLock, LOCK_FILE};
-pub use log::Log;
+pub use log::{Log, SyncTarget};
 pub use recovery::{RecoveryReport, SegmentScan, scan_bytes};
 pub use segment::{FORMAT_VERSION, HEADER_BYTES, MAGIC, SegmentInfo};
 pub use storage::{FaultInjector, Op, StdStorage, Storage};

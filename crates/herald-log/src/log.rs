@@ -3,8 +3,10 @@
 //! It frames and buffers records ([`Log::append`],
 //! [`Log::append_with`]), writes the buffer with one
 //! positioned write per batch ([`Log::write`]), and leaves fdatasync to
-//! whoever holds [`Log::sync_target`], so that one fsync covers every batch
-//! written before it (group commit). Rotation and deletion of segments
+//! whoever holds a [`SyncTarget`] from [`Log::sync_target`], so that one
+//! fsync covers every batch written before it (group commit). Every file
+//! operation, those syncs included, goes through the log's [`Storage`],
+//! so that a test can make any of them fail. Rotation and deletion of segments
 //! happen here, synchronously, because they are rare.
 //!
 //! Invariants:
@@ -21,7 +23,8 @@ use crate::storage::{StdStorage, Storage};
 use crate::{Error, LogConfig, Lsn, SegmentId};
 use std::fmt;
 use std::fs::File;
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Above this capacity an emptied buffer is shrunk, so that one huge batch
@@ -32,7 +35,7 @@ const MAX_IDLE_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 /// durability argument.
 pub struct Log {
     config: LogConfig,
-    storage: Box<dyn Storage>,
+    storage: Arc<dyn Storage>,
     _lock: DirLock,
     /// Segments older than the current one, oldest first.
     older: Vec<SegmentInfo>,
@@ -46,7 +49,7 @@ pub struct Log {
 /// The segment being appended to.
 struct Current {
     id: SegmentId,
-    path: std::path::PathBuf,
+    path: PathBuf,
     file: Arc<File>,
     /// File offset where the buffer goes: header plus records written.
     offset: u64,
@@ -83,7 +86,7 @@ impl Log {
         config: LogConfig,
         replay: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(Log, RecoveryReport), Error> {
-        Log::open_with_storage(config, StdStorage, replay)
+        Log::open_with_storage(config, Arc::new(StdStorage), replay)
     }
 
     /// [`open`](Self::open) with the file operations of `storage` (for fault
@@ -93,10 +96,9 @@ impl Log {
     /// As [`open`](Self::open).
     pub fn open_with_storage<E: fmt::Display>(
         config: LogConfig,
-        storage: impl Storage + 'static,
+        storage: Arc<dyn Storage>,
         replay: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(Log, RecoveryReport), Error> {
-        let storage: Box<dyn Storage> = Box::new(storage);
         std::fs::create_dir_all(&config.dir).map_err(|source| Error::Io {
             path: config.dir.clone(),
             source,
@@ -291,13 +293,18 @@ impl Log {
         Lsn(self.written + self.buf.len() as u64)
     }
 
-    /// The file whose `sync_data()` makes everything written so far durable,
-    /// and the Lsn it makes durable. Older segments need no sync: rotation
-    /// synced them. `None` before the first segment exists.
-    pub fn sync_target(&self) -> Option<(Arc<File>, Lsn)> {
-        self.current
-            .as_ref()
-            .map(|c| (Arc::clone(&c.file), self.written()))
+    /// What makes everything written so far durable: a handle whose
+    /// [`sync`](SyncTarget::sync) fdatasyncs the current segment through the
+    /// log's [`Storage`], with the Lsn that makes durable. Older segments
+    /// need no sync: rotation synced them. `None` before the first segment
+    /// exists.
+    pub fn sync_target(&self) -> Option<SyncTarget> {
+        self.current.as_ref().map(|c| SyncTarget {
+            storage: Arc::clone(&self.storage),
+            file: Arc::clone(&c.file),
+            path: c.path.clone(),
+            lsn: self.written(),
+        })
     }
 
     /// [`write`](Self::write), then fdatasync, synchronously (shutdown,
@@ -380,6 +387,49 @@ impl Log {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.config.dir
+    }
+}
+
+/// The current segment and the Lsn written to it when it was taken from
+/// [`Log::sync_target`]: what the fsync thread syncs while the log goes on
+/// writing (group commit). It keeps the file open, so a rotation meanwhile
+/// does no harm: rotation syncs the old segment itself.
+#[derive(Clone)]
+pub struct SyncTarget {
+    storage: Arc<dyn Storage>,
+    file: Arc<File>,
+    path: PathBuf,
+    lsn: Lsn,
+}
+
+impl fmt::Debug for SyncTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncTarget")
+            .field("path", &self.path)
+            .field("lsn", &self.lsn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SyncTarget {
+    /// Everything appended before this Lsn is durable once
+    /// [`sync`](Self::sync) returns `Ok`.
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
+    /// The segment file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// fdatasyncs the segment ([`Storage::sync_data`]).
+    ///
+    /// # Errors
+    /// The storage's error. Then nothing after the last successful sync may
+    /// be acknowledged (see "Durability" in the crate docs).
+    pub fn sync(&self) -> io::Result<()> {
+        self.storage.sync_data(&self.file)
     }
 }
 

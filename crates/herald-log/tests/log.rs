@@ -127,10 +127,11 @@ fn lsns_count_appended_and_written_bytes(backend: Backend) {
     assert_eq!(log.total_bytes(), HEADER_BYTES + b.0);
 
     assert_eq!(log.write().unwrap(), b);
-    let (file, lsn) = log.sync_target().unwrap();
-    assert_eq!(lsn, b);
+    let target = log.sync_target().unwrap();
+    assert_eq!(target.lsn(), b);
+    assert_eq!(target.path(), log.segments().last().unwrap().path);
     // What the fsync thread does.
-    file.sync_data().unwrap();
+    target.sync().unwrap();
     assert_eq!(log.sync().unwrap(), b);
 }
 
@@ -335,6 +336,28 @@ fn failed_sync_is_an_error() {
         matches!(&err, Error::Io { path, .. } if path.ends_with("00000000000000000001.log")),
         "{err:?}"
     );
+}
+
+/// The group-commit sync goes through the log's storage, so a failing
+/// disk reaches the fsync thread (which must then acknowledge nothing).
+#[test]
+fn sync_target_syncs_through_the_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, faults, _) = open_faulty(dir.path());
+    log.append(&record(0));
+    log.write().unwrap();
+    let target = log.sync_target().unwrap();
+    target.sync().unwrap();
+    faults.fail(Op::SyncData, ErrorKind::Other);
+    let err = target.sync().unwrap_err();
+    assert!(err.to_string().contains("injected SyncData"), "{err}");
+    // The handle shares the log's storage: taken before the fault was
+    // armed, it failed above; it works again once the storage does.
+    let later = log.sync_target().unwrap();
+    assert!(later.sync().is_err());
+    faults.heal();
+    target.sync().unwrap();
+    later.sync().unwrap();
 }
 
 #[test]

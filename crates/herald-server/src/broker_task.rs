@@ -646,7 +646,8 @@ impl BrokerTask {
         {
             return;
         }
-        if let Some((file, lsn)) = self.log.sync_target() {
+        if let Some(target) = self.log.sync_target() {
+            let lsn = target.lsn();
             // A small batch at low load is synced right here: handing it to
             // the fsync thread and back costs two thread wake-ups, more than
             // the fdatasync itself, and nothing else is waiting to overlap.
@@ -654,7 +655,7 @@ impl BrokerTask {
             // while the disk works (group commit).
             let unsynced = lsn.0.saturating_sub(self.synced.0);
             if self.config.fsync == FsyncMode::Always && unsynced <= INLINE_SYNC_MAX_BYTES {
-                match file.sync_data() {
+                match target.sync() {
                     Ok(()) => {
                         self.last_sync = Instant::now();
                         self.on_synced(lsn);
@@ -666,7 +667,7 @@ impl BrokerTask {
                 }
                 return;
             }
-            if self.sync_tx.send(SyncRequest { file, lsn }).is_ok() {
+            if self.sync_tx.send(SyncRequest { target }).is_ok() {
                 self.sync_in_flight = true;
             } else {
                 self.fatal = Some("the fsync thread is gone".into());

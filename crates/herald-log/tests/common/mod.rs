@@ -7,6 +7,7 @@ use herald_log::{
 };
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A record as the log sees it: its payload.
 pub type Record = Vec<u8>;
@@ -43,9 +44,11 @@ pub fn open(backend: Backend, dir: &Path) -> Result<(Log, Vec<Record>, RecoveryR
     let mut replayed = Vec::new();
     let (log, report) = match backend {
         Backend::Std => Log::open(config(dir), collect(&mut replayed))?,
-        Backend::Faulty => {
-            Log::open_with_storage(config(dir), FaultInjector::new(), collect(&mut replayed))?
-        }
+        Backend::Faulty => Log::open_with_storage(
+            config(dir),
+            Arc::new(FaultInjector::new()),
+            collect(&mut replayed),
+        )?,
     };
     Ok((log, replayed, report))
 }
@@ -54,8 +57,12 @@ pub fn open(backend: Backend, dir: &Path) -> Result<(Log, Vec<Record>, RecoveryR
 pub fn open_faulty(dir: &Path) -> (Log, FaultInjector, Vec<Record>) {
     let faults = FaultInjector::new();
     let mut replayed = Vec::new();
-    let (log, _) = Log::open_with_storage(config(dir), faults.clone(), collect(&mut replayed))
-        .expect("open with fault injector");
+    let (log, _) = Log::open_with_storage(
+        config(dir),
+        Arc::new(faults.clone()),
+        collect(&mut replayed),
+    )
+    .expect("open with fault injector");
     (log, faults, replayed)
 }
 
