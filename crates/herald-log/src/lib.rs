@@ -28,6 +28,7 @@
 //! | `log.rs` | [`Log`]: buffer, write, rotate, delete; [`SyncTarget`] |
 //! | `storage.rs` | every file operation that changes the disk (syncs included), [`FaultInjector`] |
 //! | `lock.rs` | [`DirLock`] on `<dir>/LOCK` |
+//! | `testing.rs` | `testing::PowerLoss`, a storage that loses power (feature `testing`) |
 //!
 //! # On-disk format, version 1
 //!
@@ -149,6 +150,8 @@ mod log;
 mod recovery;
 mod segment;
 mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::Error;
 pub use frame::{FRAME_HEADER_BYTES, FrameError, MAX_RECORD_BYTES, frame_len, read_frame};
