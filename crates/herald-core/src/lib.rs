@@ -6,6 +6,7 @@
 //! - [`broker`]: [`Broker`], topics, subscriptions (anonymous, durable,
 //!   groups) and time; commands in, [`Effects`] out.
 //! - [`change`]: [`Change`], the state changes the log records and replays.
+//! - [`record`]: a [`Change`] as the payload bytes of a log record, and back.
 //!
 //! No tokio, no clock, no files: the server passes time in and takes effects
 //! out, which is what makes the broker unit- and property-testable.
@@ -17,6 +18,7 @@ pub mod change;
 pub mod conn;
 pub mod event;
 pub mod queue;
+pub mod record;
 
 pub use broker::{Broker, Effects, Output, TopicCounters};
 pub use broker::stats::{SubscriptionStats, TopicStats};
@@ -25,3 +27,4 @@ pub use conn::ConnId;
 pub use event::{Event, Seq};
 pub use herald_proto::Command;
 pub use queue::PendingQueue;
+pub use record::RecordError;
