@@ -77,7 +77,7 @@ fn encode(c: &mut Criterion) {
     let mut group = c.benchmark_group("encode");
     group.throughput(Throughput::Elements(1));
     let mut out = BytesMut::with_capacity(4096);
-    for (name, redelivered) in [("delivery_first", false), ("delivery_again", true)] {
+    for (name, deliveries) in [("delivery_first", 1), ("delivery_again", 2)] {
         group.bench_function(name, |b| {
             b.iter(|| {
                 out.clear();
@@ -87,7 +87,7 @@ fn encode(c: &mut Criterion) {
                     priority: event.priority,
                     fields: black_box(&event.fields),
                     timestamp: 1_650_054_011_933,
-                    redelivered,
+                    deliveries,
                 }
                 .encode(&mut out);
                 out.len()
