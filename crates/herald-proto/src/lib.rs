@@ -16,6 +16,7 @@
 //! - [`dead`]: the fields of a dead letter.
 //! - [`reply`]: the `+OK` / `-ERR` replies and the wire error codes,
 //!   written and read.
+//! - [`server_line`]: any line a server writes, reply or delivery.
 //! - [`stats`], [`peek`], [`cluster`]: the JSON payloads of `+OK` replies.
 //! - [`name`]: the character rules shared by topic and client names.
 //!
@@ -36,6 +37,7 @@ pub mod name;
 pub mod options;
 pub mod peek;
 pub mod reply;
+pub mod server_line;
 pub mod stats;
 #[cfg(test)]
 mod testing;
@@ -54,6 +56,7 @@ pub use event::EventInput;
 pub use options::{DeadTarget, Overflow, SubOptions};
 pub use peek::{PeekEntry, PeekState};
 pub use reply::{ErrorCode, Reply, ReplyParseError};
+pub use server_line::{ServerLine, ServerLineError};
 pub use stats::{Stats, SubscriptionStats, TopicStats};
 pub use verb::{Permission, Verb};
 
