@@ -31,7 +31,7 @@
 use crate::change::{Change, Holder, RemoveReason};
 use crate::conn::ConnId;
 use crate::event::{Event, Seq};
-use crate::queue::{EntryState, PendingQueue};
+use crate::queue::EntryState;
 use hashbrown::HashTable;
 use herald_proto::{Command, ErrorCode, Reply};
 use rustc_hash::{FxHashMap, FxHasher};

@@ -27,38 +27,9 @@ pub struct Holder {
     pub due: Option<u64>,
 }
 
-/// Why an event left a subscription other than by `ack` (12.6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RemoveReason {
-    /// Returned after `max_deliveries` deliveries.
-    MaxDeliveries,
-    /// `nack ... dead`.
-    Rejected,
-    /// Its time to live ran out.
-    Expired,
-    /// Evicted by `overflow=drop`.
-    Overflow,
-}
-
-impl RemoveReason {
-    /// The reason as the dead letter's `dead.reason` gives it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RemoveReason::MaxDeliveries => "max_deliveries",
-            RemoveReason::Rejected => "rejected",
-            RemoveReason::Expired => "expired",
-            RemoveReason::Overflow => "overflow",
-        }
-    }
-
-    /// Every reason, for codecs and tests.
-    pub const ALL: [RemoveReason; 4] = [
-        RemoveReason::MaxDeliveries,
-        RemoveReason::Rejected,
-        RemoveReason::Expired,
-        RemoveReason::Overflow,
-    ];
-}
+/// Why an event left a subscription other than by `ack` (12.6): the
+/// `dead.reason` of its dead letter, defined once in herald-proto.
+pub type RemoveReason = herald_proto::dead::DeadReason;
 
 /// One persisted state change.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,8 +20,8 @@ pub mod event;
 pub mod queue;
 pub mod record;
 
-pub use broker::{Broker, Effects, Output, TopicCounters};
 pub use broker::stats::{SubscriptionStats, TopicStats};
+pub use broker::{Broker, Effects, Output, TopicCounters};
 pub use change::{Change, Holder, RemoveReason};
 pub use conn::ConnId;
 pub use event::{Event, Seq};

@@ -541,7 +541,11 @@ impl PendingQueue {
     }
 
     /// Evicts the lowest-priority queued event, the oldest among equals
-    /// (13.4); never one in flight or delayed. Returns it.
+    /// (13.4); when nothing is queued, the lowest-priority delayed event,
+    /// the earliest published among equals; never one in flight. Returns it.
+    ///
+    /// Evicting a delayed event scans the delayed ones: it only happens when
+    /// every event held is delayed or in flight.
     pub fn evict_lowest(&mut self) -> Option<Arc<Event>> {
         while let Some(index) = self.levels.len().checked_sub(1) {
             let Some(front) = clean_head(&mut self.levels[index], &self.entries) else {
@@ -561,7 +565,15 @@ impl PendingQueue {
             self.remove(&item.event);
             return Some(item.event);
         }
-        None
+        let victim = self
+            .delayed
+            .iter()
+            .map(|Reverse(d)| &d.event)
+            .filter(|e| self.is_in(e.seq.0, EntryState::Delayed))
+            .min_by_key(|e| (e.priority, e.seq))
+            .cloned()?;
+        self.remove(&victim);
+        Some(victim)
     }
 
     /// Increments the delivery count of `seq` (replay of a delivery record).
@@ -889,9 +901,14 @@ impl PendingQueue {
     pub(crate) fn check(&self) -> Result<(), String> {
         let count = |state| self.entries.iter().filter(|e| e.state == state).count();
         if count(EntryState::Queued) != self.queued {
-            return Err(format!("queued {} but {} entries", self.queued, count(EntryState::Queued)));
+            return Err(format!(
+                "queued {} but {} entries",
+                self.queued,
+                count(EntryState::Queued)
+            ));
         }
-        if count(EntryState::Delayed) != self.delayed_count || self.due.len() != self.delayed_count {
+        if count(EntryState::Delayed) != self.delayed_count || self.due.len() != self.delayed_count
+        {
             return Err("delayed count".into());
         }
         if count(EntryState::InFlight) != self.in_flight.len() {
@@ -917,7 +934,11 @@ impl PendingQueue {
             }
         }
         if live.len() != self.queued {
-            return Err(format!("{} live queued items, {} queued", live.len(), self.queued));
+            return Err(format!(
+                "{} live queued items, {} queued",
+                live.len(),
+                self.queued
+            ));
         }
         Ok(())
     }

@@ -774,60 +774,145 @@ mod tests {
             any::<u64>(),
             any::<u8>(),
             any::<u64>(),
+            0u64..=crate::event::MAX_TIME_MS,
+            any::<u32>(),
             "\\PC{0,60}",
             "\\PC{0,100}",
         )
-            .prop_map(|(seq, priority, timestamp, id, fields)| {
-                Arc::new(Event::new(
+            .prop_map(|(seq, priority, timestamp, ttl, msg_len, id, fields)| {
+                Arc::new(Event::with_meta(
                     Seq(seq),
                     priority,
                     timestamp,
                     &id,
                     fields.as_bytes(),
+                    ttl,
+                    msg_len as usize,
                 ))
             })
     }
 
+    fn holders() -> impl Strategy<Value = Vec<Holder>> {
+        proptest::collection::vec(
+            (name(), any::<u32>(), prop::option::of(1u64..)).prop_map(
+                |(subscriber, deliveries, due)| Holder {
+                    subscriber,
+                    deliveries,
+                    due,
+                },
+            ),
+            0..5,
+        )
+    }
+
+    fn options() -> impl Strategy<Value = SubOptions> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just(("group", "workers")),
+                Just(("wait", "30s")),
+                Just(("backoff", "0,1s,5m")),
+                Just(("max_deliveries", "1000")),
+                Just(("dead", "none")),
+                Just(("dead", "jobs.dead")),
+                Just(("age", "2h")),
+                Just(("limit", "2147483648")),
+                Just(("limit_bytes", "1099511627776")),
+                Just(("overflow", "drop")),
+            ],
+            0..6,
+        )
+        .prop_map(|pairs| {
+            let mut options = SubOptions::default();
+            for (key, value) in pairs {
+                let _ = options.set(key, value);
+            }
+            options
+        })
+    }
+
+    fn reason() -> impl Strategy<Value = RemoveReason> {
+        prop_oneof![
+            Just(RemoveReason::MaxDeliveries),
+            Just(RemoveReason::Rejected),
+            Just(RemoveReason::Expired),
+            Just(RemoveReason::Overflow),
+        ]
+    }
+
     fn change() -> impl Strategy<Value = Change> {
+        let seq = any::<u64>().prop_map(Seq);
         prop_oneof![
             name().prop_map(|topic| Change::TopicCreated { topic }),
-            (name(), name(), any::<u16>()).prop_map(|(subscriber, topic, prefetch)| {
-                Change::Subscribed {
+            (name(), prop::option::of(1u64..))
+                .prop_map(|(topic, ttl_ms)| Change::TopicConfigured { topic, ttl_ms }),
+            (name(), name(), any::<bool>(), any::<u16>(), options()).prop_map(
+                |(subscriber, topic, group, prefetch, options)| Change::Subscribed {
                     subscriber,
                     topic,
+                    group,
                     prefetch,
+                    options,
                 }
-            }),
+            ),
             (name(), name())
                 .prop_map(|(subscriber, topic)| Change::Unsubscribed { subscriber, topic }),
-            (
-                name(),
-                event(),
-                proptest::collection::vec((name(), any::<bool>()), 0..5)
-            )
-                .prop_map(|(topic, event, holders)| Change::Published {
-                    topic,
-                    event,
-                    holders: holders
-                        .into_iter()
-                        .map(|(subscriber, delivered)| Holder {
-                            subscriber,
-                            delivered
-                        })
-                        .collect(),
-                }),
-            (name(), name(), any::<u64>()).prop_map(|(subscriber, topic, seq)| Change::Acked {
+            (name(), event(), holders()).prop_map(|(topic, event, holders)| Change::Published {
+                topic,
+                event,
+                holders,
+            }),
+            (name(), name(), seq.clone()).prop_map(|(subscriber, topic, seq)| Change::Acked {
                 subscriber,
                 topic,
-                seq: Seq(seq)
+                seq
             }),
-            (name(), name(), any::<u64>()).prop_map(|(subscriber, topic, seq)| {
+            (name(), name(), seq.clone()).prop_map(|(subscriber, topic, seq)| {
                 Change::Delivered {
                     subscriber,
                     topic,
-                    seq: Seq(seq),
+                    seq,
                 }
             }),
+            (name(), name(), seq.clone(), any::<u64>()).prop_map(
+                |(subscriber, topic, seq, due)| {
+                    Change::Delayed {
+                        subscriber,
+                        topic,
+                        seq,
+                        due,
+                    }
+                }
+            ),
+            (name(), name(), seq.clone(), reason()).prop_map(|(subscriber, topic, seq, reason)| {
+                Change::Removed {
+                    subscriber,
+                    topic,
+                    seq,
+                    reason,
+                }
+            }),
+            (
+                prop::option::of("\\PC{1,40}".prop_map(|s| Arc::from(s.as_str()))),
+                name(),
+                seq,
+                reason(),
+                name(),
+                event(),
+                holders()
+            )
+                .prop_map(
+                    |(subscriber, topic, seq, reason, dead_topic, event, holders)| {
+                        Change::DeadLettered {
+                            subscriber,
+                            topic,
+                            seq,
+                            reason,
+                            dead_topic,
+                            event,
+                            holders,
+                        }
+                    }
+                ),
         ]
     }
 
@@ -835,6 +920,18 @@ mod tests {
         let mut bytes = Vec::new();
         encode(change, &mut bytes);
         bytes
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn unhex(text: &str) -> Vec<u8> {
+        let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        (0..digits.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     proptest! {
@@ -853,7 +950,7 @@ mod tests {
         fn arbitrary_bytes_never_panic_and_decode_exactly(
             bytes in proptest::collection::vec(any::<u8>(), 0..200),
         ) {
-            if let Ok(change) = decode(&bytes) {
+            if let Ok(change) = decode(&bytes) && !is_legacy_kind(bytes[0]) {
                 prop_assert_eq!(encoded(&change), bytes);
             }
         }
@@ -871,7 +968,7 @@ mod tests {
             bytes[at] = byte;
             let cut = cut.index(bytes.len() + 1);
             for payload in [&bytes[..], &bytes[..cut]] {
-                if let Ok(change) = decode(payload) {
+                if let Ok(change) = decode(payload) && !is_legacy_kind(payload[0]) {
                     prop_assert_eq!(encoded(&change), payload);
                 }
             }
@@ -880,21 +977,39 @@ mod tests {
 
     /// Pins the format: if this test fails, the on-disk format changed, and
     /// the steps in `herald-log`'s crate docs ("When the format changes")
-    /// apply. The bytes are those of the version 1 release (the log frame,
-    /// length and checksum, is not part of them).
+    /// apply. (The log frame, length and checksum, is not part of these
+    /// bytes.)
     #[test]
     fn golden_bytes_of_each_kind() {
         let ab: Arc<str> = Arc::from("ab");
         let t: Arc<str> = Arc::from("t");
+        let event = || Arc::new(Event::with_meta(Seq(7), 9, 0x0102, "i", b",x", 5, 3));
+        let holder = || Holder {
+            subscriber: ab.clone(),
+            deliveries: 2,
+            due: Some(0x10),
+        };
+        let mut options = SubOptions::default();
+        options.set("wait", "1s").unwrap();
         let cases: Vec<(Change, &str)> = vec![
             (Change::TopicCreated { topic: t.clone() }, "01 0100 74"),
+            (
+                Change::TopicConfigured {
+                    topic: t.clone(),
+                    ttl_ms: Some(0x0201),
+                },
+                "07 0100 74 0102000000000000",
+            ),
             (
                 Change::Subscribed {
                     subscriber: ab.clone(),
                     topic: t.clone(),
+                    group: true,
                     prefetch: 258,
+                    options,
                 },
-                "02 0200 6162 0100 74 0201",
+                // "wait=1000"
+                "08 0200 6162 0100 74 01 0201 0900 776169743d31303030",
             ),
             (
                 Change::Unsubscribed {
@@ -906,14 +1021,11 @@ mod tests {
             (
                 Change::Published {
                     topic: t.clone(),
-                    event: Arc::new(Event::new(Seq(7), 9, 0x0102, "i", b"{x")),
-                    holders: vec![Holder {
-                        subscriber: ab.clone(),
-                        delivered: true,
-                    }],
+                    event: event(),
+                    holders: vec![holder()],
                 },
-                "04 0100 74 0700000000000000 0201000000000000 09 \
-                 0100 69 02000000 7b78 01000000 0200 6162 01",
+                "09 0100 74 0700000000000000 0201000000000000 09 05000000 03000000 \
+                 0100 69 02000000 2c78 01000000 0200 6162 02000000 1000000000000000",
             ),
             (
                 Change::Acked {
@@ -931,16 +1043,88 @@ mod tests {
                 },
                 "06 0200 6162 0100 74 0302000000000000",
             ),
+            (
+                Change::Delayed {
+                    subscriber: ab.clone(),
+                    topic: t.clone(),
+                    seq: Seq(1),
+                    due: 2,
+                },
+                "0a 0200 6162 0100 74 0100000000000000 0200000000000000",
+            ),
+            (
+                Change::Removed {
+                    subscriber: ab.clone(),
+                    topic: t.clone(),
+                    seq: Seq(1),
+                    reason: RemoveReason::Overflow,
+                },
+                "0b 0200 6162 0100 74 0100000000000000 04",
+            ),
+            (
+                Change::DeadLettered {
+                    subscriber: None,
+                    topic: t.clone(),
+                    seq: Seq(1),
+                    reason: RemoveReason::Rejected,
+                    dead_topic: ab.clone(),
+                    event: event(),
+                    holders: vec![],
+                },
+                "0c 0000 0100 74 0100000000000000 02 0200 6162 \
+                 0700000000000000 0201000000000000 09 05000000 03000000 \
+                 0100 69 02000000 2c78 00000000",
+            ),
         ];
-        for (change, hex) in cases {
-            let got: String = encoded(&change)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            let want: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
-            assert_eq!(got, want, "{change:?}");
+        for (change, want) in cases {
+            assert_eq!(hex(&encoded(&change)), hex(&unhex(want)), "{change:?}");
             assert_eq!(decode(&encoded(&change)), Ok(change));
         }
+    }
+
+    /// Logs written by version 1 keep reading: the bytes of its release.
+    #[test]
+    fn version_1_kinds_decode_to_what_they_meant() {
+        let ab: Arc<str> = Arc::from("ab");
+        let t: Arc<str> = Arc::from("t");
+        assert_eq!(
+            decode(&unhex("02 0200 6162 0100 74 0201")),
+            Ok(Change::Subscribed {
+                subscriber: ab.clone(),
+                topic: t.clone(),
+                group: false,
+                prefetch: 258,
+                options: SubOptions::default(),
+            })
+        );
+        let published = decode(&unhex(
+            "04 0100 74 0700000000000000 0201000000000000 09 \
+             0100 69 0a000000 2c226d7367223a2268 22 01000000 0200 6162 01",
+        ))
+        .unwrap();
+        let Change::Published {
+            topic,
+            event,
+            holders,
+        } = published
+        else {
+            panic!("not a publish");
+        };
+        assert_eq!(topic, t);
+        assert_eq!(
+            (event.seq, event.priority, event.timestamp),
+            (Seq(7), 9, 0x0102)
+        );
+        assert_eq!((event.id(), event.fields()), ("i", &br#","msg":"h""#[..]));
+        assert_eq!((event.ttl_ms(), event.msg_len()), (None, 3));
+        assert_eq!(
+            holders,
+            vec![Holder {
+                subscriber: ab,
+                deliveries: 1,
+                due: None
+            }]
+        );
     }
 
     #[test]
@@ -952,7 +1136,7 @@ mod tests {
                 needed: 1
             })
         );
-        assert_eq!(decode(&[7]), Err(RecordError::UnknownKind(7)));
+        assert_eq!(decode(&[13]), Err(RecordError::UnknownKind(13)));
         assert_eq!(
             decode(&[KIND_TOPIC_CREATED, 2, 0, b't']),
             Err(RecordError::Truncated {
@@ -968,27 +1152,35 @@ mod tests {
             decode(&[KIND_TOPIC_CREATED, 1, 0, 0xff]),
             Err(RecordError::NotUtf8 { offset: 3 })
         );
-    }
-
-    #[test]
-    fn holder_flag_other_than_0_or_1_is_rejected() {
-        let mut bytes = encoded(&Change::Published {
+        let mut removed = encoded(&Change::Removed {
+            subscriber: Arc::from("a"),
             topic: Arc::from("t"),
-            event: Arc::new(Event::new(Seq(1), 0, 0, "i", b",\"msg\":1")),
-            holders: vec![Holder {
-                subscriber: Arc::from("a"),
-                delivered: false,
-            }],
+            seq: Seq(1),
+            reason: RemoveReason::Expired,
         });
-        let flag_at = bytes.len() - 1;
-        bytes[flag_at] = 2;
+        let at = removed.len() - 1;
+        removed[at] = 9;
         assert_eq!(
-            decode(&bytes),
+            decode(&removed),
             Err(RecordError::BadFlag {
-                offset: flag_at,
-                flag: 2
+                offset: at,
+                flag: 9
             })
         );
+        let mut subscribed = encoded(&Change::Subscribed {
+            subscriber: Arc::from("a"),
+            topic: Arc::from("t"),
+            group: false,
+            prefetch: 1,
+            options: SubOptions::default(),
+        });
+        subscribed.truncate(subscribed.len() - 2);
+        subscribed.extend_from_slice(&[5, 0]);
+        subscribed.extend_from_slice(b"nope!");
+        assert!(matches!(
+            decode(&subscribed),
+            Err(RecordError::BadOptions { .. })
+        ));
     }
 
     /// `Event::new` would replace invalid UTF-8 in the fields; decoding
@@ -1012,34 +1204,37 @@ mod tests {
 
     /// `Broker::record_bound` must cover every record a command appends
     /// (delivery records aside: the server drops them when there is no
-    /// room), here with maximal names and a new topic.
+    /// room), here with maximal names, a new topic, options and a dead
+    /// letter.
     #[test]
     fn record_bound_covers_the_records_of_each_command() {
         use crate::{Broker, ConnId, Effects};
         const FRAME: u64 = 8;
-        let topic = "t".repeat(128);
+        let topic = "t".repeat(123);
+        let id = "i".repeat(256);
         let mut broker = Broker::new();
-        for conn in 1..=3 {
-            broker.connect(ConnId(conn));
-        }
         let lines = [
-            (1, format!("create {topic}")),
+            (1, format!("create {topic} ttl=1h")),
             (1, format!("name {}", "a".repeat(128))),
-            (1, format!("sub {topic} 2")),
+            (
+                1,
+                format!(
+                    "sub {topic} 2 wait=30s backoff=1s,2s,3s,4s,5s,6s,7s,8s max_deliveries=1000 \
+                     age=2h limit=2147483648 limit_bytes=1099511627776 overflow=drop"
+                ),
+            ),
             (2, format!("name {}", "b".repeat(128))),
             (2, format!("sub {topic}")),
             (
                 3,
-                format!(
-                    r#"pub {topic} {{"id":"{}","priority":5,"msg":"m","x":[1]}}"#,
-                    "i".repeat(256)
-                ),
+                format!(r#"pub {topic} {{"id":"{id}","priority":5,"msg":"m","x":[1]}}"#),
             ),
             (
                 3,
                 r#"pub new-topic {"id":1,"msg":"first of its topic"}"#.to_owned(),
             ),
-            (1, format!("ack {topic} {}", "i".repeat(256))),
+            (1, format!("nack {topic} {id} dead")),
+            (2, format!("ack {topic} {id}")),
             (2, format!("unsub {topic}")),
         ];
         for (conn, line) in lines {
@@ -1047,7 +1242,7 @@ mod tests {
             let bound = broker.record_bound(&command, FRAME);
             let mut fx = Effects::new();
             broker.handle(ConnId(conn), command, 0, &mut fx);
-            broker.set_durable(broker.last_seq(), &mut fx);
+            broker.set_durable(broker.last_seq(), 0, &mut fx);
             assert!(fx.outputs.iter().all(|o| !matches!(o, crate::Output::Reply { reply, .. } if reply.to_line().starts_with("-ERR"))), "{line}: {:?}", fx.outputs);
             let used: u64 = fx
                 .changes

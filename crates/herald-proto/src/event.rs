@@ -82,6 +82,9 @@ pub struct EventInput {
     /// Unix epoch (§13.2; the broker checks it is at most 30 days ahead).
     /// Never together with `delay_ms`. Also in `fields`.
     pub not_before: Option<u64>,
+    /// Bytes of the `msg` value as published (what `limit_bytes` counts,
+    /// §13.4).
+    pub msg_len: usize,
     /// Every other field as sent, each as `,"<key>":<value>` (`msg` included).
     pub fields: Vec<u8>,
 }
@@ -103,7 +106,7 @@ impl EventInput {
 
         let mut id = None;
         let mut priority = None;
-        let mut has_msg = false;
+        let mut msg_len = None;
         let (mut ttl_ms, mut delay_ms, mut not_before) = (None, None, None);
         // Exact unless a key or the topic needs escaping.
         let mut extra_bytes = 0;
@@ -128,7 +131,9 @@ impl EventInput {
                 "not_before" => not_before = Some(time_field(value, 0, u64::MAX, BAD_NOT_BEFORE)?),
                 k => {
                     check_surrogates(value.get())?;
-                    has_msg |= k == "msg";
+                    if k == "msg" {
+                        msg_len = Some(value.get().len());
+                    }
                 }
             }
             extra_bytes += key.len() + value.get().len() + 4;
@@ -141,9 +146,9 @@ impl EventInput {
             None => 0,
             Some(raw) => parse_priority(raw.get())?,
         };
-        if !has_msg {
+        let Some(msg_len) = msg_len else {
             return Err("missing field 'msg'".to_string());
-        }
+        };
         if delay_ms.is_some() && not_before.is_some() {
             return Err(DELAY_AND_NOT_BEFORE.to_string());
         }
@@ -160,6 +165,7 @@ impl EventInput {
             ttl_ms,
             delay_ms,
             not_before,
+            msg_len,
             fields: fields_out,
         })
     }

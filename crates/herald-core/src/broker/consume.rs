@@ -8,7 +8,6 @@
 //! a group, recovery) goes through [`Broker::return_event`], so those rules
 //! live in one place.
 
-use super::subscription::SubKind;
 use super::*;
 use crate::queue::Pop;
 use herald_proto::NackAction;
@@ -250,7 +249,9 @@ impl Broker {
         };
         let deliveries = s.queue.state(seq).map_or(0, |(_, d)| d);
         let exhausted = s.is_exhausted(deliveries);
-        let delay = delay.or_else(|| s.backoff_ms(deliveries)).filter(|&d| d > 0);
+        let delay = delay
+            .or_else(|| s.backoff_ms(deliveries))
+            .filter(|&d| d > 0);
         self.unassign(key, seq);
         if event.is_expired(now) {
             self.expire_from(key, &event, now, fx);
@@ -261,7 +262,9 @@ impl Broker {
             return;
         }
         let due = delay.map(|d| now.saturating_add(d));
-        let Some(s) = self.sub_mut(key) else { return };
+        let Some(s) = self.subs[key].as_mut() else {
+            return;
+        };
         s.queue.requeue(seq, due);
         if let Some(due) = due {
             if let Some(name) = s.kind.durable_name().cloned() {
@@ -279,7 +282,13 @@ impl Broker {
 
     /// Removes an expired event from one subscription (13.1): dropped, or
     /// dead-lettered with reason `expired` where `dead=<topic>` was given.
-    pub(super) fn expire_from(&mut self, key: SubKey, event: &Arc<Event>, now: u64, fx: &mut Effects) {
+    pub(super) fn expire_from(
+        &mut self,
+        key: SubKey,
+        event: &Arc<Event>,
+        now: u64,
+        fx: &mut Effects,
+    ) {
         let Some(s) = self.sub(key) else { return };
         let tid = s.topic;
         let explicit_dead = s.dead_topic(&self.topics[tid].name, true).is_some();
@@ -312,6 +321,3 @@ fn no_event(conn: ConnId, topic: &str, id: &str, fx: &mut Effects) {
         format!("no event '{id}' pending on '{topic}'"),
     );
 }
-
-#[allow(dead_code)]
-fn _kind(_: &SubKind) {}

@@ -8,8 +8,14 @@
 //! counts and due times, then [`Broker::finish_replay`] builds the queues in
 //! one go: events join their level in the order they joined it before
 //! (publish time, or due time for an event that was delayed), and what was
-//! in flight is returned (`docs/protocol.md` 12.3), so `max_deliveries`
-//! and expiry apply as they would to any return.
+//! in flight is queued again (`docs/protocol.md` 12.3). The log does not
+//! say which events were in flight (returns are not recorded), so
+//! `max_deliveries` applies at an event's next return: after a crash an
+//! event may be delivered once more than `max_deliveries`, as 12.3 allows.
+//! What expired while the broker was stopped is gone (13.1), dropped
+//! without dead letters: a drop by expiry is not recorded, so recovery
+//! could not tell an event that expired while stopped from one whose
+//! removal was decided under options that have changed since.
 
 use super::subscription::{SubKind, Subscription};
 use super::*;
@@ -28,6 +34,81 @@ struct ReplayItem {
 }
 
 impl Broker {
+    /// An upper bound on the log bytes `command` may append, so the server
+    /// can make room before applying it (and refuse it if it cannot).
+    /// `frame_bytes` is what the log adds to each payload (its frame
+    /// header); payload sizes come from [`record`](crate::record).
+    ///
+    /// Not counted: delivery records (best-effort: the server drops them
+    /// when the segment is full), and what a `pub` may cause beyond one
+    /// eviction per `overflow=drop` subscription (a segment only grows past
+    /// its preallocation then). Timers and disconnects are not commands; the
+    /// server writes what they record without asking first.
+    pub fn record_bound(&self, command: &Command, frame_bytes: u64) -> u64 {
+        use crate::record;
+        // Durable subscriber, group and topic names are valid names.
+        const NAME: usize = herald_proto::name::MAX_NAME_BYTES;
+        const DEAD_ID: usize = 4096;
+        let framed = |payload: usize| frame_bytes + payload as u64;
+        // A dead letter of an event with `fields` bytes, to a dead topic
+        // that may be new.
+        let dead_letter = |fields: usize, holders: usize| {
+            framed(record::topic_created_len(NAME))
+                + framed(record::dead_lettered_len(
+                    NAME,
+                    NAME,
+                    NAME,
+                    DEAD_ID,
+                    fields + 512,
+                    holders,
+                    holders * NAME,
+                ))
+        };
+        let subs_of = |topic: &str| {
+            self.topic_ids
+                .get(topic)
+                .map(|&tid| self.topics[tid].subs.clone())
+                .unwrap_or_default()
+        };
+        match command {
+            Command::Pub { topic, event } => {
+                let subs = subs_of(topic);
+                let drops = subs
+                    .iter()
+                    .filter(|&&k| self.sub(k).is_some_and(|s| s.drops_on_overflow()))
+                    .count() as u64;
+                framed(record::topic_created_len(topic.len()))
+                    + framed(record::published_len(
+                        topic.len(),
+                        event.id.len(),
+                        event.fields.len(),
+                        subs.len(),
+                        subs.len() * NAME,
+                    ))
+                    + drops * dead_letter(event.fields.len(), 16)
+            }
+            Command::Nack { topic, id, .. } => {
+                let fields = self
+                    .topic_ids
+                    .get(topic.as_str())
+                    .and_then(|&tid| self.topics[tid].slot(id))
+                    .map_or(0, |slot| slot.event.fields().len());
+                dead_letter(fields, 16).max(framed(record::delayed_len(NAME, NAME)))
+            }
+            Command::Sub { .. } => framed(record::subscribed_len(
+                NAME,
+                NAME,
+                record::MAX_OPTIONS_BYTES,
+            )),
+            Command::Create { topic, .. } => {
+                framed(record::topic_created_len(topic.len()))
+                    + framed(record::topic_configured_len(topic.len()))
+            }
+            // One `Acked` or `Unsubscribed` with maximal names.
+            _ => framed(record::acked_len(NAME, NAME).max(record::removed_len(NAME, NAME))),
+        }
+    }
+
     /// The changes that recreate every topic and durable subscription (not
     /// the events): written at the start of each log segment, so that
     /// deleting older segments never loses them.
@@ -53,7 +134,7 @@ impl Broker {
                         topic: t.name.clone(),
                         group: matches!(s.kind, SubKind::Group(_)),
                         prefetch: s.prefetch.max(1),
-                        options: s.options.clone(),
+                        options: (*s.options).clone(),
                     });
                 }
             }
@@ -133,7 +214,7 @@ impl Broker {
                 match self.named_sub(tid, &subscriber) {
                     Some(key) => {
                         if let Some(s) = self.sub_mut(key) {
-                            s.options = options;
+                            s.options = Arc::new(options);
                             s.prefetch = prefetch;
                         }
                     }
@@ -150,7 +231,10 @@ impl Broker {
             Change::Unsubscribed { subscriber, topic } => {
                 if let Some(key) = self.replay_sub(&subscriber, &topic) {
                     let tid = self.topic_of(key);
-                    let items = self.replay_items(key).map(std::mem::take).unwrap_or_default();
+                    let items = self
+                        .replay_items(key)
+                        .map(std::mem::take)
+                        .unwrap_or_default();
                     for (_, item) in items {
                         self.release(tid, &item.event, true);
                     }
@@ -227,9 +311,22 @@ impl Broker {
         let mut fx = Effects::new();
         let tid = self.topic_or_create(topic, &mut fx);
         self.next_seq = self.next_seq.max(event.seq.0 + 1);
-        if self.topics[tid].slot(event.id()).is_some() {
-            // A copy written by compaction of an event we hold.
-            return;
+        if let Some(held) = self.topics[tid].slot(event.id()).map(|s| s.event.clone()) {
+            if held.seq == event.seq {
+                // A copy written by compaction of an event we hold.
+                return;
+            }
+            // The broker accepts an id only once no queue holds it, so the
+            // event held under this id left every queue in a way the log
+            // does not record (it expired).
+            let subs = self.topics[tid].subs.clone();
+            for key in subs {
+                if let Some(items) = self.replay_items(key)
+                    && items.remove(&held.seq).is_some()
+                {
+                    self.release(tid, &held, true);
+                }
+            }
         }
         let mut count = 0;
         for h in holders {
@@ -267,11 +364,9 @@ impl Broker {
         }
     }
 
-    /// Ends a replay at `now`: builds every queue, returns what was in
-    /// flight (so expiry and `max_deliveries` apply, which may write dead
-    /// letters: log `fx.changes` before serving), and marks every replayed
-    /// event durable.
-    pub fn finish_replay(&mut self, now: u64, fx: &mut Effects) {
+    /// Ends a replay at `now`: builds every queue, drops what expired, and
+    /// marks every replayed event durable. Writes nothing.
+    pub fn finish_replay(&mut self, now: u64) {
         let replay = self.replay.take().unwrap_or_default();
         for (key, items) in replay.items {
             let mut items: Vec<ReplayItem> = items.into_values().collect();
@@ -281,31 +376,30 @@ impl Broker {
                 let joined = i.due.filter(|&d| d <= now).unwrap_or(i.event.timestamp);
                 (joined, i.event.seq)
             });
-            let mut returned = Vec::new();
             for item in items {
                 let Some(s) = self.subs[key].as_mut() else {
                     break;
                 };
+                if item.event.is_expired(now) {
+                    let tid = s.topic;
+                    self.release(tid, &item.event, true);
+                    continue;
+                }
                 match item.due.filter(|&d| d > now) {
                     Some(due) => {
-                        s.queue.push_delayed(item.event.clone(), item.deliveries, due);
+                        s.queue
+                            .push_delayed(item.event.clone(), item.deliveries, due);
                     }
                     None => {
                         let ready_ms = item.due.unwrap_or(item.event.timestamp);
-                        s.queue
-                            .push_ready(item.event.clone(), item.deliveries, self.next_seq, ready_ms);
+                        s.queue.push_ready(
+                            item.event.clone(),
+                            item.deliveries,
+                            self.next_seq,
+                            ready_ms,
+                        );
                         self.next_seq += 1;
                     }
-                }
-                if item.event.is_expired(now) || (item.deliveries > 0 && s.is_exhausted(item.deliveries)) {
-                    returned.push(item.event);
-                }
-            }
-            for event in returned {
-                if event.is_expired(now) {
-                    self.expire_from(key, &event, now, fx);
-                } else {
-                    self.dead_letter(key, &event, RemoveReason::MaxDeliveries, now, fx);
                 }
             }
             let next = self.sub_mut(key).and_then(|s| s.queue.next_due());

@@ -13,7 +13,6 @@
 //! so that after any crash the dead letter is in exactly one of the two
 //! places.
 
-use super::subscription::SubKind;
 use super::*;
 use crate::event::MAX_TIME_MS;
 use herald_proto::EventInput;
@@ -64,11 +63,7 @@ impl Broker {
             let s = self.sub(k)?;
             (!s.drops_on_overflow() && s.would_exceed(1, msg_len)).then(|| s.kind.display_name())
         }) {
-            fx.error(
-                conn,
-                ErrorCode::Full,
-                format!("{topic_name} {full}"),
-            );
+            fx.error(conn, ErrorCode::Full, format!("{topic_name} {full}"));
             return;
         }
         let ttl = match (input.ttl_ms, t.ttl_ms) {
@@ -290,17 +285,22 @@ impl Broker {
             removed(fx);
             return;
         }
-        let fields = herald_proto::event::dead_letter_fields(
-            event.fields(),
-            &herald_proto::event::DeadInfo {
-                topic: &topic,
-                id: event.id(),
-                subscription: name,
-                reason: reason.as_str(),
-                deliveries,
-                timestamp: event.timestamp,
-            },
-        );
+        let info = herald_proto::dead::DeadInfo {
+            topic: topic.to_string(),
+            id: event.id().to_string(),
+            subscription: name.to_string(),
+            reason,
+            deliveries,
+            timestamp: event.timestamp,
+        };
+        // Stored fields always parse; should they not, the dead letter keeps
+        // them whole rather than be lost.
+        let fields =
+            herald_proto::dead::dead_letter_fields(event.fields(), &info).unwrap_or_else(|_| {
+                let mut fields = event.fields().to_vec();
+                info.write_field(&mut fields);
+                fields
+            });
         let msg_len = event.msg_len() as usize;
         let ttl = self.topics[dead_tid].ttl_ms.unwrap_or(0);
         let seq = self.take_seq();
@@ -336,11 +336,15 @@ impl Broker {
 
     fn trim_without_dead_letters(&mut self, key: SubKey, fx: &mut Effects) {
         loop {
-            let Some(s) = self.subs[key].as_mut() else { return };
+            let Some(s) = self.subs[key].as_mut() else {
+                return;
+            };
             if !s.drops_on_overflow() || !s.is_over_limit() {
                 return;
             }
-            let Some(event) = s.queue.evict_lowest() else { return };
+            let Some(event) = s.queue.evict_lowest() else {
+                return;
+            };
             let tid = s.topic;
             let durable = s.kind.is_durable();
             let subscriber = s.kind.durable_name().cloned();
@@ -357,6 +361,3 @@ impl Broker {
         }
     }
 }
-
-#[allow(dead_code)]
-fn _unused(_: SubKind) {}

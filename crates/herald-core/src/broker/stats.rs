@@ -85,7 +85,7 @@ impl Broker {
                 pending: s.queue.queued(),
                 in_flight: s.queue.in_flight(),
                 delayed: s.queue.delayed(),
-                options: s.options.clone(),
+                options: (*s.options).clone(),
                 oldest_ms: s
                     .queue
                     .oldest_queued_timestamp()
@@ -105,7 +105,10 @@ impl Broker {
 
     /// Connections the broker knows, with the topics each is subscribed to
     /// and how many events it holds in flight.
-    pub fn connection_view(&self, conn: ConnId) -> Option<(Option<Arc<str>>, Vec<Arc<str>>, usize)> {
+    pub fn connection_view(
+        &self,
+        conn: ConnId,
+    ) -> Option<(Option<Arc<str>>, Vec<Arc<str>>, usize)> {
         let c = self.conns.get(&conn)?;
         let mut topics = Vec::new();
         let mut in_flight = 0;
@@ -247,7 +250,9 @@ fn options_json(o: &SubOptions) -> Value {
                         .collect::<Vec<_>>()
                 ),
                 "group" | "dead" | "overflow" => json!(value),
-                _ => value.parse::<u64>().map_or_else(|_| json!(value), |n| json!(n)),
+                _ => value
+                    .parse::<u64>()
+                    .map_or_else(|_| json!(value), |n| json!(n)),
             };
             v.insert(key.to_string(), value);
         }

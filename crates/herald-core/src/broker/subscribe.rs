@@ -54,7 +54,8 @@ impl Broker {
         // A `sub` states the whole subscription (12.1); a group's prefetch
         // is its members' own.
         let is_group = matches!(s.kind, SubKind::Group(_));
-        let changed = s.options != options || (!is_group && s.prefetch != prefetch);
+        let changed = *s.options != options || (!is_group && s.prefetch != prefetch);
+        let options = Arc::new(options);
         s.options = options.clone();
         if !is_group {
             s.prefetch = prefetch;
@@ -73,7 +74,7 @@ impl Broker {
                 topic: topic_name.clone(),
                 group: is_group,
                 prefetch: s.prefetch,
-                options: options.clone(),
+                options: (*options).clone(),
             });
         }
         if let Some(c) = self.conns.get_mut(&conn) {

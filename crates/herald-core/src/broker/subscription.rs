@@ -74,7 +74,7 @@ pub(crate) struct Subscription {
     pub kind: SubKind,
     /// The options the last `sub` gave (12.1: a `sub` states the whole
     /// subscription), the `group` option included for groups.
-    pub options: SubOptions,
+    pub options: Arc<SubOptions>,
     /// The prefetch the last `sub` gave, for the log snapshot and `stats`
     /// (a group's members each have their own; see [`Member`]).
     pub prefetch: u16,
@@ -93,7 +93,7 @@ impl Subscription {
         Subscription {
             topic,
             kind,
-            options,
+            options: Arc::new(options),
             prefetch,
             members: Vec::new(),
             turn: 0,

@@ -54,13 +54,17 @@ impl Broker {
 
     fn sub_timers(&mut self, key: SubKey, now: u64, fx: &mut Effects) {
         loop {
-            let Some(s) = self.subs[key].as_mut() else { return };
+            let Some(s) = self.subs[key].as_mut() else {
+                return;
+            };
             let Some(seq) = s.queue.expired_deadline(now) else {
                 break;
             };
             self.return_event(key, seq, None, now, fx);
         }
-        let Some(s) = self.subs[key].as_mut() else { return };
+        let Some(s) = self.subs[key].as_mut() else {
+            return;
+        };
         while s.queue.join_due(now, &mut self.next_seq).is_some() {}
         self.deliver(key, now, fx);
     }

@@ -174,9 +174,10 @@ fn eviction_takes_the_lowest_priority_oldest_queued_event() {
     assert_eq!(pop_seq(&mut q), Some(1));
     assert_eq!(q.evict_lowest().map(|e| e.seq.0), Some(2));
     assert_eq!(q.evict_lowest().map(|e| e.seq.0), Some(3));
-    // Neither in flight nor delayed.
+    // Then a delayed one; never one in flight.
+    assert_eq!(q.evict_lowest().map(|e| e.seq.0), Some(4));
     assert!(q.evict_lowest().is_none());
-    assert_eq!(q.len(), 2);
+    assert_eq!(q.len(), 1);
 }
 
 #[test]
@@ -268,9 +269,18 @@ fn op() -> impl Strategy<Value = Op> {
 
 #[derive(Debug, Clone, PartialEq)]
 enum MState {
-    Queued { ready_seq: u64, ready_ms: u64 },
-    Delayed { due: u64 },
-    InFlight { ready_seq: u64, ready_ms: u64, deadline: Option<u64> },
+    Queued {
+        ready_seq: u64,
+        ready_ms: u64,
+    },
+    Delayed {
+        due: u64,
+    },
+    InFlight {
+        ready_seq: u64,
+        ready_ms: u64,
+        deadline: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -284,7 +294,11 @@ const AGE: u64 = 7;
 
 fn model_pick(model: &[MEntry], age: bool) -> Option<usize> {
     let key = |e: &MEntry| -> Option<(i128, i16, u64)> {
-        let MState::Queued { ready_seq, ready_ms } = e.state else {
+        let MState::Queued {
+            ready_seq,
+            ready_ms,
+        } = e.state
+        else {
             return None;
         };
         let p = e.event.priority;
@@ -420,6 +434,12 @@ proptest! {
                             _ => None,
                         })
                         .min()
+                        .or_else(|| model.iter().enumerate()
+                            .filter_map(|(i, m)| match m.state {
+                                MState::Delayed { .. } => Some(((m.event.priority, m.event.seq.0), i)),
+                                _ => None,
+                            })
+                            .min())
                         .map(|(_, i)| i);
                     let got = q.evict_lowest().map(|e| e.seq);
                     prop_assert_eq!(got, lowest.map(|i| model[i].event.seq));

@@ -80,7 +80,10 @@ fn a_member_that_leaves_returns_its_events_to_the_group() {
     assert_eq!(w.reply(2, "unsub jobs"), "+OK unsubscribed jobs");
     let s = w.stats("jobs");
     assert_eq!(s["subscribers"], 1);
-    assert_eq!((s["pending"].as_u64(), s["in_flight"].as_u64()), (Some(2), Some(0)));
+    assert_eq!(
+        (s["pending"].as_u64(), s["in_flight"].as_u64()),
+        (Some(2), Some(0))
+    );
     // The group kept queueing while empty; a new member gets a, then c.
     let out = w.run(3, "sub jobs 5 group=g");
     assert_eq!(ids(&out), vec!["a", "c"]);
@@ -109,13 +112,23 @@ fn deleting_a_group_stops_its_members() {
     jobs(&mut w);
     w.run(1, "sub jobs 1 group=g");
     w.run(9, &pub_line("jobs", "a", 0));
-    assert!(w.reply(3, "unsub jobs group=nope").starts_with("-ERR not_subscribed"));
-    assert!(w.reply(3, "unsub nope group=g").starts_with("-ERR not_subscribed"));
+    assert!(
+        w.reply(3, "unsub jobs group=nope")
+            .starts_with("-ERR not_subscribed")
+    );
+    assert!(
+        w.reply(3, "unsub nope group=g")
+            .starts_with("-ERR not_subscribed")
+    );
     assert_eq!(w.reply(3, "unsub jobs group=g"), "+OK unsubscribed jobs");
     assert!(w.reply(1, "ack jobs a").starts_with("-ERR not_subscribed"));
     assert!(ids(&w.run(9, &pub_line("jobs", "b", 0))).is_empty());
     assert_eq!(w.stats("jobs")["subscribers"], 0);
-    assert!(w.log.iter().any(|c| matches!(c, Change::Unsubscribed { subscriber, .. } if &**subscriber == "g")));
+    assert!(
+        w.log
+            .iter()
+            .any(|c| matches!(c, Change::Unsubscribed { subscriber, .. } if &**subscriber == "g"))
+    );
 }
 
 #[test]
@@ -129,7 +142,10 @@ fn option_rules_of_a_group() {
         "+OK subscribed jobs group=g wait=30000"
     );
     // Other options while members are connected: refused.
-    assert!(w.reply(3, "sub jobs group=g wait=5s").starts_with("-ERR bad_state"));
+    assert!(
+        w.reply(3, "sub jobs group=g wait=5s")
+            .starts_with("-ERR bad_state")
+    );
     assert!(w.reply(3, "sub jobs group=g").starts_with("-ERR bad_state"));
     // Once alone, a member restates the options.
     w.disconnect(2);
@@ -138,7 +154,10 @@ fn option_rules_of_a_group() {
         "+OK subscribed jobs group=g wait=5000"
     );
     w.disconnect(1);
-    assert_eq!(w.reply(3, "sub jobs group=g"), "+OK subscribed jobs group=g");
+    assert_eq!(
+        w.reply(3, "sub jobs group=g"),
+        "+OK subscribed jobs group=g"
+    );
 }
 
 #[test]
@@ -158,7 +177,10 @@ fn one_subscription_per_topic_per_connection_and_one_namespace() {
     assert!(w.reply(5, "sub jobs").starts_with("-ERR bad_state"));
     // A group joined by a named connection is still the group.
     w.run(6, "name worker-6");
-    assert_eq!(w.reply(6, "sub jobs group=g"), "+OK subscribed jobs group=g");
+    assert_eq!(
+        w.reply(6, "sub jobs group=g"),
+        "+OK subscribed jobs group=g"
+    );
 }
 
 #[test]
@@ -169,7 +191,10 @@ fn a_group_is_durable_and_dump_lists_it_under_its_name() {
     w.disconnect(1);
     w.run(9, &pub_line("jobs", "a", 0));
     let b = replayed(&w.log);
-    assert_eq!(view(&b), vec![("jobs".into(), vec![("g".into(), vec!["a".into()])])]);
+    assert_eq!(
+        view(&b),
+        vec![("jobs".into(), vec![("g".into(), vec!["a".into()])])]
+    );
     assert_eq!(view(&b), view(&w.broker));
 }
 
@@ -179,5 +204,8 @@ fn a_pending_id_in_a_group_queue_makes_a_publish_a_duplicate() {
     jobs(&mut w);
     w.run(1, "sub jobs group=g");
     w.run(9, &pub_line("jobs", "a", 0));
-    assert_eq!(w.reply(9, &pub_line("jobs", "a", 0)), "+OK duplicate jobs a");
+    assert_eq!(
+        w.reply(9, &pub_line("jobs", "a", 0)),
+        "+OK duplicate jobs a"
+    );
 }

@@ -13,7 +13,14 @@ fn overflow_reject_refuses_the_whole_publish() {
     assert_eq!(w.reply(9, &pub_line("t", "c", 0)), "-ERR full t ~1");
     // Nothing stored for anyone, and not counted.
     let s = w.stats("t");
-    assert_eq!((s["pending"].as_u64(), s["in_flight"].as_u64(), s["published"].as_u64()), (Some(2), Some(2), Some(2)));
+    assert_eq!(
+        (
+            s["pending"].as_u64(),
+            s["in_flight"].as_u64(),
+            s["published"].as_u64()
+        ),
+        (Some(2), Some(2), Some(2))
+    );
     // A duplicate is never full.
     assert_eq!(w.reply(9, &pub_line("t", "a", 0)), "+OK duplicate t a");
     // An ack makes room.
@@ -28,9 +35,18 @@ fn limit_bytes_counts_the_msg_text() {
     w.run(1, "name n");
     w.run(1, "sub t limit_bytes=10 overflow=reject");
     // "12345" is 7 bytes of JSON text with its quotes.
-    assert!(w.reply(9, r#"pub t {"id":"a","msg":"12345"}"#).starts_with("+OK published"));
-    assert_eq!(w.reply(9, r#"pub t {"id":"b","msg":"12"}"#), "-ERR full t n");
-    assert!(w.reply(9, r#"pub t {"id":"c","msg":1}"#).starts_with("+OK published"));
+    assert!(
+        w.reply(9, r#"pub t {"id":"a","msg":"12345"}"#)
+            .starts_with("+OK published")
+    );
+    assert_eq!(
+        w.reply(9, r#"pub t {"id":"b","msg":"12"}"#),
+        "-ERR full t n"
+    );
+    assert!(
+        w.reply(9, r#"pub t {"id":"c","msg":1}"#)
+            .starts_with("+OK published")
+    );
 }
 
 #[test]
@@ -44,12 +60,22 @@ fn overflow_drop_evicts_the_lowest_priority_oldest_never_in_flight() {
     // Over the limit: low1 (lowest priority queued; flying is in flight).
     w.run(9, &pub_line("t", "low2", 1));
     let peek = w.peek(1, "t");
-    let ids: Vec<&str> = peek.as_array().unwrap().iter().map(|e| e["event"]["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = peek
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["flying", "high", "low2"]);
     // The new event itself can be the one to go.
     w.run(9, &pub_line("t", "lowest", 0));
     let peek = w.peek(1, "t");
-    let ids: Vec<&str> = peek.as_array().unwrap().iter().map(|e| e["event"]["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = peek
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["flying", "high", "low2"]);
     assert_eq!(w.stats("t")["evicted"], 2);
     // Published counts every accepted event.
@@ -94,5 +120,8 @@ fn lowering_a_limit_removes_nothing_at_once() {
     w.run(1, "sub t 1 limit=1 overflow=drop");
     w.run(9, &pub_line("t", "e", 0));
     let s = w.stats("t");
-    assert_eq!(s["pending"].as_u64().unwrap() + s["in_flight"].as_u64().unwrap(), 1);
+    assert_eq!(
+        s["pending"].as_u64().unwrap() + s["in_flight"].as_u64().unwrap(),
+        1
+    );
 }

@@ -157,20 +157,18 @@ pub(super) fn pub_line(topic: &str, id: &str, priority: u8) -> String {
     format!(r#"pub {topic} {{"id":"{id}","priority":{priority},"msg":"m{id}"}}"#)
 }
 
-/// Replays `changes` into a fresh broker at `now`; returns it and what its
-/// recovery wrote.
-pub(super) fn replayed_at(changes: &[Change], now: u64) -> (Broker, Vec<Change>) {
+/// Replays `changes` into a fresh broker that recovers at `now`.
+pub(super) fn replayed_at(changes: &[Change], now: u64) -> Broker {
     let mut b = Broker::new();
     for c in changes {
         b.replay(c.clone());
     }
-    let mut fx = Effects::new();
-    b.finish_replay(now, &mut fx);
-    (b, fx.changes)
+    b.finish_replay(now);
+    b
 }
 
 pub(super) fn replayed(changes: &[Change]) -> Broker {
-    replayed_at(changes, NOW).0
+    replayed_at(changes, NOW)
 }
 
 /// Topic → durable subscription → pending ids in delivery order.

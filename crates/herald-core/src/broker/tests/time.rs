@@ -22,7 +22,10 @@ fn a_missed_deadline_returns_the_event_to_its_place() {
     let out = w.advance(1);
     assert_eq!(delivered(&out), vec![(1, "a".into(), 2)]);
     let json = delivery_json(&out);
-    assert_eq!((json["redelivered"].clone(), json["deliveries"].clone()), (true.into(), 2.into()));
+    assert_eq!(
+        (json["redelivered"].clone(), json["deliveries"].clone()),
+        (true.into(), 2.into())
+    );
     assert_eq!(w.broker.topic_stats("t").unwrap().counters.redelivered, 1);
     // A higher priority that arrived meanwhile goes first.
     w.run(9, &pub_line("t", "urgent", 7));
@@ -72,7 +75,10 @@ fn touch_errors_come_in_order() {
     let mut w = World::new();
     w.run(100, "create t");
     assert!(w.reply(1, "touch t a").starts_with("-ERR not_subscribed"));
-    assert!(w.reply(1, "touch nope a").starts_with("-ERR not_subscribed"));
+    assert!(
+        w.reply(1, "touch nope a")
+            .starts_with("-ERR not_subscribed")
+    );
     w.run(1, "sub t");
     assert!(w.reply(1, "touch t a").starts_with("-ERR bad_state"));
     w.run(2, "sub t wait=1s");
@@ -137,9 +143,20 @@ fn max_deliveries_dead_letters_with_the_exact_shape() {
         })
     );
     let s = w.stats("t");
-    assert_eq!((s["dead_lettered"].as_u64(), s["pending"].as_u64(), s["in_flight"].as_u64()), (Some(1), Some(0), Some(0)));
+    assert_eq!(
+        (
+            s["dead_lettered"].as_u64(),
+            s["pending"].as_u64(),
+            s["in_flight"].as_u64()
+        ),
+        (Some(1), Some(0), Some(0))
+    );
     // One record moves it: a crash leaves it in exactly one place.
-    let moved: Vec<&Change> = w.log.iter().filter(|c| matches!(c, Change::DeadLettered { .. })).collect();
+    let moved: Vec<&Change> = w
+        .log
+        .iter()
+        .filter(|c| matches!(c, Change::DeadLettered { .. }))
+        .collect();
     assert_eq!(moved.len(), 1);
 }
 
@@ -182,7 +199,10 @@ fn ttl_expires_events_anywhere_in_the_queue() {
     // "short" sits behind the in-flight head; it goes anyway.
     assert!(w.advance(100).is_empty());
     let s = w.stats("t");
-    assert_eq!((s["pending"].as_u64(), s["expired"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (s["pending"].as_u64(), s["expired"].as_u64()),
+        (Some(1), Some(1))
+    );
     assert_eq!(ids(&w.run(1, "ack t head")), vec!["tail"]);
     // Its id is free again.
     assert_eq!(
@@ -219,7 +239,10 @@ fn an_in_flight_event_is_not_taken_back_but_goes_when_returned_expired() {
     w.run(9, r#"pub t {"id":"a","msg":1,"ttl_ms":100}"#);
     w.advance(200);
     let s = w.stats("t");
-    assert_eq!((s["in_flight"].as_u64(), s["expired"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(
+        (s["in_flight"].as_u64(), s["expired"].as_u64()),
+        (Some(1), Some(0))
+    );
     // Returned after it expired: removed, and dead-lettered (explicit dead=).
     let out = w.run(1, "nack t a");
     let letter = delivery_json(&out);
@@ -266,15 +289,25 @@ fn delayed_events_wait_use_no_slot_and_join_behind_their_level() {
 fn not_before_in_the_past_is_due_at_once_and_a_delayed_event_can_be_acked() {
     let mut w = World::new();
     setup(&mut w, "sub t 5");
-    let out = w.run(9, &format!(r#"pub t {{"id":"a","msg":1,"not_before":{}}}"#, NOW - 1));
+    let out = w.run(
+        9,
+        &format!(r#"pub t {{"id":"a","msg":1,"not_before":{}}}"#, NOW - 1),
+    );
     assert_eq!(ids(&out), vec!["a"]);
-    w.run(9, &format!(r#"pub t {{"id":"b","msg":1,"not_before":{}}}"#, NOW + 1000));
+    w.run(
+        9,
+        &format!(r#"pub t {{"id":"b","msg":1,"not_before":{}}}"#, NOW + 1000),
+    );
     assert_eq!(w.reply(1, "ack t b"), "+OK acked t b");
     assert!(w.advance(2000).is_empty());
     let far = NOW + 31 * 24 * 3600 * 1000;
-    assert!(w
-        .reply(9, &format!(r#"pub t {{"id":"c","msg":1,"not_before":{far}}}"#))
-        .starts_with("-ERR bad_event"));
+    assert!(
+        w.reply(
+            9,
+            &format!(r#"pub t {{"id":"c","msg":1,"not_before":{far}}}"#)
+        )
+        .starts_with("-ERR bad_event")
+    );
 }
 
 #[test]
@@ -307,9 +340,17 @@ fn peek_shows_states_without_changing_anything() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["event"]["id"].as_str().unwrap(), e["state"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["event"]["id"].as_str().unwrap(),
+                e["state"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(states, vec![("a", "in_flight"), ("b", "queued"), ("c", "delayed")]);
+    assert_eq!(
+        states,
+        vec![("a", "in_flight"), ("b", "queued"), ("c", "delayed")]
+    );
     assert_eq!(peek[0]["deadline_ms"], 29_990);
     assert_eq!(peek[0]["deliveries"], 1);
     assert_eq!(peek[0]["event"]["redelivered"], true);
@@ -319,8 +360,14 @@ fn peek_shows_states_without_changing_anything() {
     // By name, from another connection; and the errors.
     assert_eq!(w.peek(5, "t sub=alice").as_array().unwrap().len(), 3);
     assert!(w.reply(5, "peek t").starts_with("-ERR not_subscribed"));
-    assert!(w.reply(5, "peek t group=alice").starts_with("-ERR not_subscribed"));
-    assert!(w.reply(5, "peek nope sub=alice").starts_with("-ERR not_subscribed"));
+    assert!(
+        w.reply(5, "peek t group=alice")
+            .starts_with("-ERR not_subscribed")
+    );
+    assert!(
+        w.reply(5, "peek nope sub=alice")
+            .starts_with("-ERR not_subscribed")
+    );
     // Nothing changed.
     assert_eq!(w.stats("t")["in_flight"], 1);
 }
@@ -330,7 +377,10 @@ fn stats_of_a_topic_lists_its_subscriptions() {
     let mut w = World::new();
     w.run(100, "create t");
     w.run(1, "name alice");
-    w.run(1, "sub t 3 wait=30s backoff=1s,5s max_deliveries=5 dead=none");
+    w.run(
+        1,
+        "sub t 3 wait=30s backoff=1s,5s max_deliveries=5 dead=none",
+    );
     w.run(2, "sub t group=g");
     w.run(9, &pub_line("t", "a", 0));
     w.advance(250);
@@ -350,6 +400,12 @@ fn stats_of_a_topic_lists_its_subscriptions() {
     w.run(9, &pub_line("t", "b", 0));
     w.advance(100);
     let s = w.stats("t");
-    let g = s["subscriptions"].as_array().unwrap().iter().find(|s| s["group"] == "g").unwrap().clone();
+    let g = s["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["group"] == "g")
+        .unwrap()
+        .clone();
     assert_eq!(g["oldest_ms"], 100);
 }
