@@ -1,13 +1,14 @@
 //! [`Log`]: the open log of one data directory, owned by the broker thread.
 //!
-//! It frames and buffers records ([`Log::append`],
-//! [`Log::append_with`]), writes the buffer with one
-//! positioned write per batch ([`Log::write`]), and leaves fdatasync to
-//! whoever holds a [`SyncTarget`] from [`Log::sync_target`], so that one
-//! fsync covers every batch written before it (group commit). Every file
-//! operation, those syncs included, goes through the log's [`Storage`],
-//! so that a test can make any of them fail. Rotation and deletion of segments
-//! happen here, synchronously, because they are rare.
+//! It frames and buffers records ([`Log::append`], [`Log::append_with`]),
+//! writes the buffer with one positioned write per batch ([`Log::write`]),
+//! and leaves fdatasync to whoever holds a [`SyncTarget`] from
+//! [`Log::sync_target`], so that one fsync covers every batch written before
+//! it (group commit). Every file operation that changes the disk, those
+//! syncs included, goes through the log's [`Storage`], so that a test can
+//! make any of them fail. Rotation and deletion of segments happen here,
+//! synchronously, because they are rare. What a record means is the
+//! caller's: the log stores and returns payload bytes.
 //!
 //! Invariants:
 //! - every segment but the current one is fully written and fdatasynced;
@@ -71,9 +72,8 @@ impl fmt::Debug for Log {
 impl Log {
     /// Opens (creating if needed) the log in `config.dir`: takes the
     /// directory lock, hands the payload of every record to `replay`, in
-    /// order, removes a
-    /// torn tail (with a warning naming the file and offset), and returns a
-    /// log that appends to the newest segment. With no segment yet, call
+    /// order, removes a torn tail (with a warning naming the file and
+    /// offset), and returns a log that appends to the newest segment. With no segment yet, call
     /// [`rotate`](Self::rotate) before the first write (or let
     /// [`write`](Self::write) create the first segment).
     ///
@@ -89,8 +89,10 @@ impl Log {
         Log::open_with_storage(config, Arc::new(StdStorage), replay)
     }
 
-    /// [`open`](Self::open) with the file operations of `storage` (for fault
-    /// injection in tests; see [`FaultInjector`](crate::FaultInjector)).
+    /// [`open`](Self::open) with every file operation that changes the
+    /// disk done by `storage`, the syncs of [`SyncTarget`] included (for
+    /// tests: [`FaultInjector`](crate::FaultInjector), and `PowerLoss` in
+    /// `herald_log::testing`).
     ///
     /// # Errors
     /// As [`open`](Self::open).

@@ -1,8 +1,7 @@
 //! A power cut under a running server (`herald_log::testing::PowerLoss`):
 //! whatever storage operation the cut hits (segment creation, a batch
 //! write, an inline or threaded fdatasync, a rotation), every event that
-//! got `+OK published` is in the log after the reboot, and the broker
-//! writes nothing once the power is off.
+//! got `+OK published` is in the log after the reboot.
 
 mod common;
 
@@ -82,6 +81,7 @@ fn recovered_ids(dir: &Path) -> BTreeSet<String> {
 fn every_acknowledged_event_survives_a_power_cut() {
     // Operation counts spread over the whole run (a run without a cut takes
     // about 80), with and without unsynced bytes reaching the disk.
+    let mut cuts_during_the_run = 0;
     for (cut_at, keep) in [
         (0, 0),
         (4, 0),
@@ -106,7 +106,6 @@ fn every_acknowledged_event_survives_a_power_cut() {
         power.cut();
         // The power is off: the broker stops at its next write or sync.
         let _ = server.stop();
-        let ops_after_cut = power.ops();
 
         let recovered = recovered_ids(dir.path());
         let lost: Vec<_> = acked.difference(&recovered).collect();
@@ -114,13 +113,16 @@ fn every_acknowledged_event_survives_a_power_cut() {
             lost.is_empty(),
             "cut at op {cut_at} (keep {keep}): acknowledged yet lost: {lost:?}"
         );
-        if cut_at == u64::MAX {
-            assert_eq!(acked.len(), EVENTS, "without a cut every event is stored");
-            assert!(ops > 70, "a run takes {ops} storage operations");
-        } else {
+        if ops > cut_at {
+            // The cut came before the end: the broker stopped storing.
             assert!(acked.len() < EVENTS, "cut at op {cut_at} of {ops}");
+            cuts_during_the_run += 1;
+        } else {
+            assert_eq!(acked.len(), EVENTS, "without a cut every event is stored");
         }
-        // Anything tried after the cut failed (the count includes them).
-        assert!(ops_after_cut >= ops);
     }
+    assert!(
+        cuts_during_the_run >= 8,
+        "only {cuts_during_the_run} cuts hit the run"
+    );
 }
