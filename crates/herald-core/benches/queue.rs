@@ -26,7 +26,7 @@ fn queue(c: &mut Criterion) {
     let mut q = PendingQueue::new();
     const PENDING: u64 = 1_000_000;
     for seq in 0..PENDING {
-        q.push(event(seq, (seq % 10) as u8), false);
+        q.push(event(seq, (seq % 10) as u8), None);
     }
     // The measured event has the top priority so pop finds it first, as a
     // fresh urgent event would be; the million others stay pending. Events
@@ -38,10 +38,10 @@ fn queue(c: &mut Criterion) {
         b.iter(|| {
             let e = ring[i % ring.len()].clone();
             i += 1;
-            q.push(e, false);
-            match q.pop(Seq(u64::MAX)) {
+            q.push(e, None);
+            match q.pop(Seq(u64::MAX), None, ConnId(1), None) {
                 Pop::Event { event, .. } => {
-                    black_box(q.remove(event.seq));
+                    black_box(q.remove(&event));
                 }
                 _ => unreachable!("the pushed event is the best one"),
             }
@@ -84,7 +84,7 @@ fn broker(c: &mut Criterion) {
             fx.changes.clear();
             broker.handle(ConnId(2), command, 0, &mut fx);
             let last = broker.last_seq();
-            broker.set_durable(last, &mut fx);
+            broker.set_durable(last, 0, &mut fx);
             broker.handle(
                 ConnId(1),
                 Command::Ack {

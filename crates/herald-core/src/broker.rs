@@ -369,11 +369,18 @@ impl Broker {
         self.subs.get_mut(key)?.as_mut()
     }
 
-    /// The subscription `conn` is a member of on `topic`.
+    /// The subscription `conn` is a member of on `topic`, or, for a named
+    /// connection that has not sent `sub` for it yet, its durable
+    /// subscription (version 1: a reconnected subscriber may `ack` or
+    /// `unsub` before `sub`).
     fn conn_sub(&self, conn: ConnId, topic: &str) -> Option<(TopicId, SubKey)> {
         let tid = *self.topic_ids.get(topic)?;
-        let key = self.conns.get(&conn)?.sub_on(tid)?;
-        Some((tid, key))
+        let c = self.conns.get(&conn)?;
+        if let Some(key) = c.sub_on(tid) {
+            return Some((tid, key));
+        }
+        let key = self.named_sub(tid, c.name.as_deref()?)?;
+        matches!(self.sub(key)?.kind, subscription::SubKind::Durable(_)).then_some((tid, key))
     }
 
     /// The durable or group subscription called `name` on `tid`.

@@ -102,6 +102,8 @@ pub struct EntryView {
     pub deadline: Option<u64>,
     /// Delayed: when it becomes deliverable.
     pub due: Option<u64>,
+    /// Queued or in flight: its place in its level (join order).
+    pub ready_seq: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -616,13 +618,17 @@ impl PendingQueue {
     pub fn entries(&self) -> Vec<EntryView> {
         let mut out = Vec::with_capacity(self.len());
         for f in self.in_flight.values() {
-            out.push(self.view(&f.event, EntryState::InFlight, f.deadline, None));
+            let mut view = self.view(&f.event, EntryState::InFlight, f.deadline, None);
+            view.ready_seq = Some(f.ready_seq);
+            out.push(view);
         }
         for level in &self.levels {
             let items = level.fifo.iter().chain(level.returned.iter().map(|r| &r.0));
             for item in items {
                 if self.is_in(item.event.seq.0, EntryState::Queued) {
-                    out.push(self.view(&item.event, EntryState::Queued, None, None));
+                    let mut view = self.view(&item.event, EntryState::Queued, None, None);
+                    view.ready_seq = Some(item.ready_seq);
+                    out.push(view);
                 }
             }
         }
@@ -707,6 +713,7 @@ impl PendingQueue {
             deliveries: self.entry(event.seq.0).map_or(0, |e| e.deliveries),
             deadline,
             due,
+            ready_seq: None,
         }
     }
 

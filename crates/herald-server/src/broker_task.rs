@@ -32,7 +32,7 @@ use crate::sync::SyncRequest;
 use bytes::{Bytes, BytesMut};
 use herald_core::{Broker, Change, ConnId, Effects, Output, Seq, record};
 use herald_log::{Log, Lsn};
-use herald_proto::{Command, Delivery, ErrorCode, ParseError, Reply};
+use herald_proto::{Command, Delivery, ErrorCode, ParseError, Reply, ReplyMode};
 use std::collections::VecDeque;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -115,6 +115,8 @@ struct ConnState {
     /// `quit` was answered or the client sent EOF: nothing more is written
     /// after what is already queued.
     closing: bool,
+    /// `replies all|errors` (docs/protocol.md 11).
+    reply_mode: ReplyMode,
     close_sent: bool,
 }
 
@@ -184,6 +186,18 @@ mod rustc_hash_map {
     pub type Map<V> = HashMap<ConnId, V, BuildHasherDefault<IdHasher>>;
 }
 
+/// Replies that `replies errors` leaves out (docs/protocol.md 11).
+fn is_suppressible(reply: &Reply) -> bool {
+    matches!(
+        reply,
+        Reply::Published { .. }
+            | Reply::Duplicate { .. }
+            | Reply::Acked { .. }
+            | Reply::Nacked { .. }
+            | Reply::Touched { .. }
+    )
+}
+
 /// A short, one-line account of a command for debug logs.
 fn describe(command: &Command) -> String {
     match command {
@@ -199,7 +213,7 @@ fn describe(command: &Command) -> String {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -245,10 +259,26 @@ impl BrokerTask {
         let mut inputs = Vec::with_capacity(MAX_INPUTS_PER_BATCH);
         let mut shutdown: Option<oneshot::Sender<()>> = None;
         loop {
-            let Some(first) = rx.recv().await else {
-                break;
+            // Sleep until the next input, or until the broker has something
+            // timed to do (a deadline, a due time, an expiry).
+            let first = match self.broker.next_wakeup() {
+                Some(at) => {
+                    let wait = Duration::from_millis(at.saturating_sub(now_ms()));
+                    tokio::select! {
+                        biased;
+                        input = rx.recv() => match input {
+                            Some(input) => Some(input),
+                            None => break,
+                        },
+                        () = tokio::time::sleep(wait) => None,
+                    }
+                }
+                None => match rx.recv().await {
+                    Some(input) => Some(input),
+                    None => break,
+                },
             };
-            inputs.push(first);
+            inputs.extend(first);
             while inputs.len() < MAX_INPUTS_PER_BATCH {
                 match rx.try_recv() {
                     Ok(input) => inputs.push(input),
@@ -262,6 +292,10 @@ impl BrokerTask {
                     Input::Shutdown { done } => shutdown = Some(done),
                     other => self.on_input(other, now),
                 }
+            }
+            if self.broker.next_wakeup().is_some_and(|at| at <= now) {
+                self.broker.tick(now, &mut self.fx);
+                self.apply_effects(None, false);
             }
             if self.compaction.is_some() {
                 self.compact_step();
@@ -311,6 +345,7 @@ impl BrokerTask {
                         held: VecDeque::new(),
                         closing: false,
                         close_sent: false,
+                        reply_mode: self.config.replies,
                     },
                 );
             }
@@ -324,8 +359,9 @@ impl BrokerTask {
                 self.detach_closing();
             }
             Input::Disconnect { conn } => {
-                self.broker.disconnect(conn);
+                self.broker.disconnect(conn, now, &mut self.fx);
                 self.conns.remove(&conn);
+                self.apply_effects(None, false);
             }
             Input::Synced { lsn } => {
                 self.sync_in_flight = false;
@@ -359,6 +395,30 @@ impl BrokerTask {
             }
         };
         debug!(conn = conn.0, command = %describe(&command), "command");
+        // Connection-level commands (docs/protocol.md 11, 15, 17).
+        match &command {
+            Command::Replies { mode } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.reply_mode = *mode;
+                }
+                self.push_reply(conn, &Reply::Replies(*mode), Lsn::default());
+                return;
+            }
+            Command::Auth { .. } => {
+                let reply = Reply::error(ErrorCode::BadState, "no users are configured");
+                self.push_reply(conn, &reply, Lsn::default());
+                return;
+            }
+            Command::Cluster => {
+                let reply = Reply::error(
+                    ErrorCode::BadState,
+                    "this broker is a single node, not part of a cluster",
+                );
+                self.push_reply(conn, &reply, Lsn::default());
+                return;
+            }
+            _ => {}
+        }
         if Broker::is_mutating(&command) {
             let bound = self
                 .broker
@@ -373,8 +433,8 @@ impl BrokerTask {
             }
         }
         // Acks promise less (section 7): they never wait for fdatasync.
-        let waits_for_earlier =
-            Broker::is_mutating(&command) && !matches!(command, Command::Ack { .. });
+        let waits_for_earlier = Broker::is_mutating(&command)
+            && !matches!(command, Command::Ack { .. } | Command::Nack { .. });
         self.broker.handle(conn, command, now, &mut self.fx);
         self.apply_effects(Some(conn), waits_for_earlier);
         self.detach_closing();
@@ -430,8 +490,8 @@ impl BrokerTask {
                 continue;
             }
             let lsn = self.log.append_with(|buf| record::encode(&change, buf));
-            if let Change::Published { event, .. } = &change {
-                self.unsynced_events.push_back((lsn, event.seq));
+            if let Some(seq) = change.published_seq() {
+                self.unsynced_events.push_back((lsn, seq));
             }
             if always && change.needs_sync() {
                 gate = lsn;
@@ -453,7 +513,7 @@ impl BrokerTask {
                     conn,
                     topic,
                     event,
-                    redelivered,
+                    deliveries,
                 } => {
                     if let Some(buf) = self.output_buffer(*conn, Lsn::default()) {
                         Delivery {
@@ -464,7 +524,7 @@ impl BrokerTask {
                             timestamp: event.timestamp,
                             // v2: the core does not count deliveries yet;
                             // a redelivery is at least the second.
-                            deliveries: if *redelivered { 2 } else { 1 },
+                            deliveries: *deliveries,
                         }
                         .encode(buf);
                     }
@@ -477,7 +537,15 @@ impl BrokerTask {
     }
 
     fn push_reply(&mut self, conn: ConnId, reply: &Reply, gate: Lsn) {
-        if let Some(buf) = self.output_buffer(conn, gate) {
+        // In `replies errors` mode a suppressed reply still keeps its place:
+        // asking for the buffer holds later output behind its gate.
+        let suppressed = self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.reply_mode == ReplyMode::Errors && is_suppressible(reply));
+        if let Some(buf) = self.output_buffer(conn, gate)
+            && !suppressed
+        {
             reply.encode(buf);
         }
         if *reply == Reply::Bye {
@@ -504,7 +572,8 @@ impl BrokerTask {
     /// unsent ones unflagged) rather than when the socket finally closes.
     fn detach_closing(&mut self) {
         while let Some(conn) = self.detaching.pop() {
-            self.broker.disconnect(conn);
+            self.broker.disconnect(conn, now_ms(), &mut self.fx);
+            self.apply_effects(None, false);
         }
     }
 
@@ -556,7 +625,7 @@ impl BrokerTask {
         }
         if let Some(seq) = durable {
             self.release_held();
-            self.broker.set_durable(seq, &mut self.fx);
+            self.broker.set_durable(seq, now_ms(), &mut self.fx);
             self.apply_effects(None, false);
         } else {
             self.release_held();
@@ -619,7 +688,7 @@ impl BrokerTask {
     fn on_written_interval(&mut self) {
         if let Some(&(_, seq)) = self.unsynced_events.back() {
             self.unsynced_events.clear();
-            self.broker.set_durable(seq, &mut self.fx);
+            self.broker.set_durable(seq, now_ms(), &mut self.fx);
             self.apply_effects(None, false);
         }
         // Delivery records made just now go out with this batch too.

@@ -47,6 +47,8 @@ pub struct Config {
     pub max_line_bytes: usize,
     /// Size of a log segment file.
     pub segment_bytes: u64,
+    /// Reply mode of new connections (`--replies`, docs/protocol.md 11).
+    pub replies: herald_proto::ReplyMode,
 }
 
 impl Config {
@@ -57,6 +59,7 @@ impl Config {
             fsync: FsyncMode::Always,
             max_line_bytes: herald_proto::MAX_LINE_BYTES,
             segment_bytes: herald_log::DEFAULT_SEGMENT_BYTES,
+            replies: herald_proto::ReplyMode::All,
         }
     }
 }

@@ -74,7 +74,7 @@ pub async fn run_with_storage(
             broker.replay(decoder.decode(payload)?);
             Ok::<_, record::RecordError>(())
         })?;
-        broker.finish_replay();
+        broker.finish_replay(crate::broker_task::now_ms());
         Ok::<_, herald_log::Error>((broker, log, report))
     })
     .await

@@ -87,13 +87,13 @@ proptest! {
                 Op::Name { conn: c } => Some((conn(c, &generation), Command::Name { name: format!("n{c}") })),
                 Op::Create { topic: t } => Some((ConnId(98), Command::Create { topic: topic(t), ttl_ms: None })),
                 Op::Disconnect { conn: c } => {
-                    live.disconnect(conn(c, &generation));
+                    live.disconnect(conn(c, &generation), NOW, &mut fx);
                     generation[c as usize] += 1;
                     None
                 }
                 Op::Durable => {
                     let last = live.last_seq();
-                    live.set_durable(last, &mut fx);
+                    live.set_durable(last, NOW, &mut fx);
                     None
                 }
             };
@@ -118,7 +118,7 @@ proptest! {
             Ok::<_, RecordError>(())
         })
         .unwrap();
-        recovered.finish_replay();
+        recovered.finish_replay(NOW);
         prop_assert!(report.torn_tail.is_none());
         prop_assert_eq!(view(&recovered), view(&live));
         for t in live.topic_names() {

@@ -39,7 +39,11 @@ fn load(data: &Path) -> Result<Broker> {
             path.display()
         );
     }
-    broker.finish_replay();
+    // As the broker would recover now: events that have expired are gone.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    broker.finish_replay(now);
     Ok(broker)
 }
 

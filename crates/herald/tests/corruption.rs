@@ -192,11 +192,17 @@ struct Damage {
 fn damages(bytes: &[u8]) -> Vec<Damage> {
     let records = walk_records(bytes);
     assert!(records.len() > 10, "too few records: {}", records.len());
-    // An early `Published` record (kind 4) with records after it.
+    // An early `Published` record with records after it.
     let (i, r) = records
         .iter()
         .enumerate()
-        .find(|(_, r)| record_kind(bytes, **r) == 4)
+        .find(|(_, r)| {
+            let payload = &bytes[r.start + 8..r.start + 8 + r.len];
+            matches!(
+                herald_core::record::decode(payload),
+                Ok(herald_core::Change::Published { .. })
+            )
+        })
         .map(|(i, r)| (i, *r))
         .expect("a Published record");
     assert!(i + 5 < records.len());

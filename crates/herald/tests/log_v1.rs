@@ -90,10 +90,10 @@ fn broker_on_a_v1_directory_delivers_every_pending_event() {
         "t",
         "alice",
         &[
-            json!({"topic":"t","id":"é-ü","priority":9,"msg":"ünïcödé ✓ 日本","extra":{"k":[1,2]},"redelivered":true}),
+            json!({"topic":"t","id":"é-ü","priority":9,"msg":"ünïcödé ✓ 日本","extra":{"k":[1,2]},"redelivered":true,"deliveries":2}),
             json!({"topic":"t","id":"4","priority":3,"msg":"four","tag":"x"}),
             json!({"topic":"t","id":"5","priority":1,"msg":{"nested":true}}),
-            json!({"topic":"t","id":"42","priority":0,"msg":"an integer id","redelivered":true}),
+            json!({"topic":"t","id":"42","priority":0,"msg":"an integer id","redelivered":true,"deliveries":2}),
         ],
     );
     // Acknowledged before the stop ("1"), and unsubscribed ("u").
@@ -117,7 +117,7 @@ fn broker_on_a_v1_directory_delivers_every_pending_event() {
         "u",
         "bob",
         &[
-            json!({"topic":"u","id":"u1","priority":2,"msg":"for alice and bob","redelivered":true}),
+            json!({"topic":"u","id":"u1","priority":2,"msg":"for alice and bob","redelivered":true,"deliveries":2}),
             json!({"topic":"u","id":"u2","priority":0,"msg":"for bob"}),
         ],
     );

@@ -422,8 +422,9 @@ impl Broker {
     }
 
     /// The seed's JSON view of one topic: subscriber or group name → its
-    /// pending events in delivery order (delayed ones last, by due time).
-    /// Durable subscriptions only.
+    /// pending events in delivery order (in-flight events at their place,
+    /// as a restart would put them; delayed ones last, by due time; aging
+    /// aside). Durable subscriptions only.
     pub fn pending_by_subscriber(&self, topic: &str) -> Option<Vec<SubscriberQueue>> {
         let tid = *self.topic_ids.get(topic)?;
         let t = &self.topics[tid];
@@ -433,12 +434,12 @@ impl Broker {
             let Some(name) = s.kind.durable_name() else {
                 continue;
             };
-            let events = s
-                .queue
-                .peek(s.queue.len(), s.options.age_ms)
-                .into_iter()
-                .map(|v| v.event)
-                .collect();
+            let mut entries = s.queue.entries();
+            entries.sort_by_key(|e| match e.due {
+                Some(due) => (1, 0, due, e.event.seq.0),
+                None => (0, 255 - e.event.priority, e.ready_seq.unwrap_or(0), 0),
+            });
+            let events = entries.into_iter().map(|e| e.event).collect();
             out.push((name.clone(), events));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
