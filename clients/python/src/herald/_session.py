@@ -247,8 +247,12 @@ class Session:
             if first == 123:  # "{": a delivery
                 self._deliver(raw)
                 continue
-            if first == 43 and pending:  # "+": the common case first
+            if first == 43 and pending:  # "+": the common cases first
                 cmd = pending[0]
+                if cmd.kind == ACK and cmd.waiter is None:
+                    # An ack nobody waits for: nothing to hand over.
+                    pending.popleft()
+                    continue
                 if cmd.kind == BATCH:
                     results = cmd.results
                     if raw.startswith(b"+OK published"):

@@ -52,7 +52,7 @@ from ._session import (
 )
 from ._transport import tls_context
 from ._wire import Address, Duration, EventLike, token
-from .client import BACKOFF_MAX_S, BACKOFF_MIN_S, BATCH_EVENTS, CLOSE_TIMEOUT_S
+from .client import BACKOFF_MAX_S, BACKOFF_MIN_S, BATCH_EVENTS, CLOSE_TIMEOUT_S, WBUF_LINES
 
 log = logging.getLogger("herald")
 
@@ -72,7 +72,8 @@ class Delivery(DeliveryBase):
         returns (a refusal is raised by the subscription's next ``get``);
         with ``wait=True`` it returns once the broker answered."""
         sub = self._sub
-        await sub._client._ackish(ACK, _wire.line("ack", sub.topic, token(self.id, "id")), sub, self._gen, wait)
+        # The id came from the broker, which allows no whitespace in ids.
+        await sub._client._ackish(ACK, f"ack {sub.topic} {self.id}\n", sub, self._gen, wait)
 
     async def nack(self, delay: Optional[Duration] = None, dead: bool = False, *, wait: bool = False) -> None:
         """Gives it back (version 2); see :meth:`herald.Delivery.nack`."""
@@ -295,6 +296,8 @@ class Client:
                 raise ValueError("give both user and password")
             self._session.auth = (token(user, "user"), token(password, "password"))
         self._proto: Optional[_Protocol] = None
+        #: Write-behind buffer (see _register).
+        self._wbuf: List[str] = []
         self._closed = False
         self._closing = False
         self._reconnect_task: Optional[asyncio.Task] = None
@@ -394,6 +397,8 @@ class Client:
         if proto is not self._proto:
             return
         self._proto = None
+        # Their commands are pending in the session, which sends them again.
+        self._wbuf.clear()
         session = self._session
         redirect = session.redirect
         closing = self._closing or self._closed
@@ -444,14 +449,41 @@ class Client:
 
     # --- sending --------------------------------------------------------------------
 
-    def _register(self, cmd: Command) -> None:
+    def _register(self, cmd: Command, behind: bool = False) -> None:
+        """Registers ``cmd`` and writes its text; with ``behind`` (nobody
+        waits for its reply) the text joins the write-behind buffer, written
+        by a callback once the current task yields to the loop (or with the
+        next command, or once WBUF_LINES are queued): a consumer that acks a
+        burst of buffered deliveries sends all its acks in one write."""
         if self._closed:
             raise _errors.ConnectionClosed("the client is closed")
         text = self._session.register(cmd)
-        if text:
-            proto = self._proto
-            if proto is not None and proto.transport is not None:
-                proto.transport.write(_wire.to_bytes(text))
+        if not text:
+            return
+        wbuf = self._wbuf
+        if behind:
+            wbuf.append(text)
+            if len(wbuf) >= WBUF_LINES:
+                self._flush()
+            elif len(wbuf) == 1:
+                asyncio.get_running_loop().call_soon(self._flush)
+            return
+        if wbuf:
+            text = "".join(wbuf) + text
+            wbuf.clear()
+        proto = self._proto
+        if proto is not None and proto.transport is not None:
+            proto.transport.write(_wire.to_bytes(text))
+
+    def _flush(self) -> None:
+        wbuf = self._wbuf
+        if not wbuf:
+            return
+        text = "".join(wbuf)
+        wbuf.clear()
+        proto = self._proto
+        if proto is not None and proto.transport is not None:
+            proto.transport.write(_wire.to_bytes(text))
 
     async def _drain(self) -> None:
         proto = self._proto
@@ -469,7 +501,7 @@ class Client:
     async def _call(self, cmd: Command, wait: bool = True) -> Any:
         fut = asyncio.get_running_loop().create_future() if wait else None
         cmd.waiter = fut
-        self._register(cmd)
+        self._register(cmd, behind=not wait)
         await self._drain()
         if fut is None:
             return None
@@ -492,7 +524,7 @@ class Client:
         """See :meth:`herald.Client.publish`."""
         extra = _wire.event_fields(ttl, delay, not_before)
         text = f"pub {token(topic, 'topic')} {_wire.encode_event(event, extra)}\n"
-        reply = await self._call(Command(PUB, text, topic=topic))
+        reply = await self._call(Command(PUB, text, topic=topic), self._session.mode != "errors")
         if reply is None:
             return None
         return reply.split(" ", 1)[0]
