@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -87,8 +88,10 @@ class Broker:
             addr = self._wait_listening(proc)
             if addr is not None:
                 break
-            # The old process's port may take a moment to free after a stop.
-            if self.port == 0 or time.monotonic() > deadline:
+            # The old process's port may take a moment to free after a stop;
+            # any other failure is final.
+            in_use = any("in use" in line.lower() for line in self.logs[-5:])
+            if self.port == 0 or not in_use or time.monotonic() > deadline:
                 raise RuntimeError("herald did not start:\n" + "\n".join(self.logs[-30:]))
             time.sleep(0.05)
         self.proc = proc
@@ -233,3 +236,29 @@ def wait_until(predicate, timeout: float = 10.0, what: str = "condition") -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
+
+
+def make_certificate(directory: Path):
+    """A self-signed certificate for localhost/127.0.0.1 (cert.pem, key.pem)
+    made by the ``openssl`` command; None if there is no such command."""
+    if not shutil.which("openssl"):
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-days", "2", "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout", str(directory / "key.pem"), "-out", str(directory / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return directory / "cert.pem", directory / "key.pem"
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (for flags that need one up front)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

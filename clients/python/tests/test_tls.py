@@ -6,34 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import select
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 
 import pytest
 
 import herald
 import herald.aio
+from helpers import make_certificate
 
 
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory):
-    if not shutil.which("openssl"):
+    made = make_certificate(tmp_path_factory.mktemp("tls"))
+    if made is None:
         pytest.skip("no openssl command to make a certificate")
-    d = tmp_path_factory.mktemp("tls")
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-days", "2", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return d / "cert.pem", d / "key.pem"
+    return made
 
 
 class TlsProxy:
