@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
-from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 #: A duration: seconds (int or float) or a :class:`datetime.timedelta`.
 Duration = Union[int, float, _dt.timedelta]
@@ -25,12 +25,35 @@ EventLike = Union[Mapping[str, Any], str, bytes]
 Address = Union[str, Tuple[str, int]]
 
 DEFAULT_PORT = 8000
-#: One encoder reused for every event: ``json.dumps`` with non-default
-#: arguments would build a new encoder per call, which costs more than the
-#: encoding of a small event. ``ensure_ascii`` keeps the bytes 7-bit and
-#: lets the C encoder run.
+#: Compact JSON, ASCII only (so the bytes are 7-bit). ``json.dumps`` with
+#: non-default arguments builds a new encoder per call, and even a reused
+#: ``JSONEncoder.encode`` builds its C encoder again on every call, which
+#: costs as much as encoding a small event: so the C encoder is made once
+#: (``json.encoder.c_make_encoder``, what ``JSONEncoder.iterencode`` calls),
+#: with the stdlib's own arguments, falling back to ``JSONEncoder`` where the
+#: C accelerator is missing. It makes ``publish_many`` about twice as fast.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
-encode_json = _ENCODER.encode
+
+
+def _fast_encoder() -> Optional[Callable[[Any], str]]:
+    try:
+        from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - every CPython has them
+        return None
+    if c_make_encoder is None:  # pragma: no cover - no C accelerator
+        return None
+    # No circular-reference markers: they would be shared between calls (a
+    # failed call leaves its marks behind); a cycle is then a RecursionError.
+    make = c_make_encoder(None, _ENCODER.default, encode_basestring_ascii, None, ":", ",", False, False, True)
+    join = "".join
+
+    def encode(value: Any) -> str:
+        return join(make(value, 0))
+
+    return encode
+
+
+encode_json: Callable[[Any], str] = _fast_encoder() or _ENCODER.encode
 
 _WS = re.compile(r"\s")
 _MAX_DURATION_MS = 30 * 24 * 3600 * 1000
