@@ -223,9 +223,8 @@ class Session:
             self.mode = cmd.arg[0]
         pending.append(cmd)
         if kind == BATCH:
-            done = len(cmd.results)  # type: ignore[arg-type]
-            lines = cmd.lines if not done else cmd.lines[done:]  # type: ignore[index]
-            return prefix + "".join(lines)  # type: ignore[arg-type]
+            done = len(cmd.results or ())
+            return prefix + "".join((cmd.lines or [])[done:])
         return prefix + cmd.line
 
     # --- reading ----------------------------------------------------------------
@@ -368,9 +367,11 @@ class Session:
         return True
 
     def _defer(self, err: BaseException, sub: Any) -> None:
-        if sub is not None and self.routes.get(getattr(sub, "topic", None)) is sub:
-            sub._defer(err)
-            return
+        if sub is not None:
+            topic: str = sub.topic
+            if self.routes.get(topic) is sub:
+                sub._defer(err)
+                return
         log.warning("herald: a command nobody waited for was refused: %s", err)
         self.deferred.append(err)
 

@@ -62,8 +62,7 @@ _MAX_DURATION_MS = 30 * 24 * 3600 * 1000
 def parse_address(addr: Address) -> Tuple[str, int]:
     """``"host:port"``, ``"[v6]:port"``, ``"host"`` or ``(host, port)`` -> ``(host, port)``."""
     if isinstance(addr, tuple):
-        host, port = addr
-        return str(host), int(port)
+        return str(addr[0]), int(addr[1])
     text = str(addr).strip()
     if not text:
         raise ValueError("empty broker address")
