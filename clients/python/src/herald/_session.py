@@ -368,9 +368,9 @@ class Session:
 
     def _defer(self, err: BaseException, sub: Any) -> None:
         if sub is not None:
-            topic: str = sub.topic
-            if self.routes.get(topic) is sub:
-                sub._defer(err)
+            routed = self.routes.get(sub.topic)
+            if routed is not None and routed is sub:
+                routed._defer(err)
                 return
         log.warning("herald: a command nobody waited for was refused: %s", err)
         self.deferred.append(err)
