@@ -112,10 +112,11 @@ class Delivery(DeliveryBase):
     def ack(self, *, wait: bool = False) -> None:
         """Acknowledges it: the broker removes it and frees a prefetch slot.
 
-        Without ``wait`` this only writes the ``ack`` (as AMQP and NATS
-        clients do), so a consumer is not held up by a round trip per event;
-        if the broker refuses it, the error is raised by the subscription's
-        next ``get``/iteration. With ``wait=True`` it returns once the broker
+        Without ``wait`` this only queues the ``ack`` (as AMQP and NATS
+        clients do), so a consumer is not held up by a round trip per event:
+        queued acks go out together, within half a millisecond at most (see
+        ``Client._buffer_locked``). If the broker refuses it, the error is
+        raised by the subscription's next ``get``/iteration. With ``wait=True`` it returns once the broker
         answered (the ack is then in the broker's log) and raises its error.
         """
         sub = self._sub
