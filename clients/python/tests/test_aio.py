@@ -154,3 +154,25 @@ def test_an_anonymous_client_fails_cleanly_when_the_connection_drops(proxy):
             await c.ping()
 
     run(main())
+
+
+def test_name_unsub_flush_and_repr(addr):
+    async def main():
+        c = herald.aio.Client(addr)
+        assert "herald.aio.Client" in repr(c)
+        await c.connect()
+        await c.set_name("async-named")
+        assert c.name == "async-named"
+        await c.create("t")
+        sub = await c.subscribe("t", prefetch=50)
+        assert await c.publish_many("t", [{"id": str(i), "msg": i} for i in range(50)]) == ["published"] * 50
+        for _ in range(50):
+            await (await sub.get(timeout=10)).ack()
+        await c.flush()
+        assert (await c.stats("t"))["in_flight"] == 0
+        await c.unsub("t")
+        assert sub.closed
+        await c.quit()
+        assert c.closed
+
+    run(main())

@@ -204,3 +204,24 @@ def test_context_manager_and_repr(addr):
     with herald.connect(addr) as c:
         assert "herald.Client" in repr(c) and addr in repr(c)
     assert c.closed
+
+
+def test_flush_waits_for_everything_sent_and_quit_closes(addr):
+    c = herald.Client(addr)
+    c.create("t")
+    sub = c.subscribe("t", prefetch=100)
+    c.publish_many("t", [{"id": str(i), "msg": i} for i in range(100)])
+    for _ in range(100):
+        sub.get(timeout=10).ack()  # written behind
+    c.flush()  # every ack above has been answered
+    assert c.stats("t")["in_flight"] == 0
+    c.quit()
+    assert c.closed and sub.closed
+
+
+def test_subscription_close_is_unsubscribe(client):
+    client.create("t")
+    sub = client.subscribe("t")
+    sub.close()
+    assert sub.closed and client.stats("t")["subscribers"] == 0
+    sub.close()  # again: nothing to do

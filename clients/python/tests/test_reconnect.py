@@ -51,7 +51,7 @@ def test_a_durable_subscriber_reconnects_after_a_network_cut(proxy, broker):
         d = sub.get(timeout=20)
         assert d.id == "during-cut"
         d.ack(wait=True)
-        assert proxy.accepted == 2
+        assert proxy.accepted >= 2  # more if a first try met the old name still held
 
 
 def test_commands_sent_while_disconnected_wait_for_the_next_connection(proxy, broker):
