@@ -289,27 +289,34 @@ impl Broker {
 
     /// An upper bound on the log bytes `command` may append, so the server
     /// can make room before applying it (and refuse it if it cannot).
-    pub fn record_bound(&self, command: &Command) -> u64 {
-        const RECORD_OVERHEAD: u64 = 64;
+    /// `frame_bytes` is what the log adds to each payload (its frame
+    /// header); payload sizes come from [`record`](crate::record).
+    pub fn record_bound(&self, command: &Command, frame_bytes: u64) -> u64 {
+        use crate::record;
+        // Durable subscriber names are valid client names.
+        const NAME: usize = herald_proto::name::MAX_NAME_BYTES;
+        let framed = |payload: usize| frame_bytes + payload as u64;
         match command {
             Command::Pub { topic, event } => {
                 let holders = self
                     .topic_ids
                     .get(topic.as_str())
                     .map(|&tid| self.topics[tid].subscriptions.len())
-                    .unwrap_or(0) as u64;
+                    .unwrap_or(0);
                 // A new topic also writes TopicCreated.
-                2 * RECORD_OVERHEAD
-                    + 2 * topic.len() as u64
-                    + event.id.len() as u64
-                    + event.fields.len() as u64
-                    + 32
-                    + holders * (herald_proto::name::MAX_NAME_BYTES as u64 + 4)
+                framed(record::topic_created_len(topic.len()))
+                    + framed(record::published_len(
+                        topic.len(),
+                        event.id.len(),
+                        event.fields.len(),
+                        holders,
+                        holders * NAME,
+                    ))
             }
-            // One metadata or ack record. Delivery records are not counted:
-            // they are best-effort and the server drops them when the
-            // segment is full.
-            _ => RECORD_OVERHEAD * 4 + 2 * herald_proto::name::MAX_NAME_BYTES as u64,
+            // One metadata or ack record, at most an `Acked` with two
+            // maximal names. Delivery records are not counted: they are
+            // best-effort and the server drops them when the segment is full.
+            _ => framed(record::acked_len(NAME, NAME).max(record::subscribed_len(NAME, NAME))),
         }
     }
 

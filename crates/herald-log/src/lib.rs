@@ -1,29 +1,34 @@
-//! Herald's append-only log: the record codec, segment files, group commit
-//! support and recovery.
+//! Herald's append-only log of opaque records: segment files, framing,
+//! group commit support and recovery.
 //!
 //! The broker thread owns one [`Log`]. While it processes a batch of
-//! commands it [`append`](Log::append)s the [`Change`](herald_core::Change)s they produce to an
-//! in-memory buffer, then calls [`write`](Log::write) once (one `pwrite`).
-//! A separate fsync thread calls `sync_data()` on the file from
-//! [`sync_target`](Log::sync_target) and so makes every batch written before
-//! it durable at once (group commit). The log never fsyncs on the hot path.
-//! On restart [`Log::open`] feeds every record back to a callback.
+//! commands it [`append`](Log::append)s the payloads of the records they
+//! produce to an in-memory buffer ([`append_with`](Log::append_with) lets
+//! the caller encode straight into it), then calls [`write`](Log::write)
+//! once (one `pwrite`). A separate fsync thread calls
+//! [`SyncTarget::sync`] on the handle from [`sync_target`](Log::sync_target)
+//! and so makes every batch written before it durable at once (group
+//! commit). The log never fsyncs on the hot path. On restart [`Log::open`]
+//! hands every payload back to a callback, in order.
 //!
-//! This crate knows the shape of a [`Change`](herald_core::Change), not what it means: it never
-//! decides what to keep. Compaction is the caller's: it passes a snapshot to
-//! [`rotate`](Log::rotate) and later calls
-//! [`delete_segments_before`](Log::delete_segments_before).
+//! This crate stores bytes and knows nothing of what they mean: Herald's
+//! payloads (`herald_core::record`) are encoded and decoded by the caller,
+//! and a payload the caller's replay rejects is reported as corruption at
+//! its file and offset. It never decides what to keep: compaction is the
+//! caller's, which passes a snapshot to [`rotate`](Log::rotate) and later
+//! calls [`delete_segments_before`](Log::delete_segments_before).
 //!
 //! # Layout
 //!
 //! | file | owns |
 //! |---|---|
-//! | `codec.rs` | [`encode`] / [`decode`] of one record (pure) |
+//! | `frame.rs` | a payload's frame: length, checksum (pure) |
 //! | `segment.rs` | segment names, the header, creating a segment atomically |
-//! | `recovery.rs` | reading segments back, the tail rule |
-//! | `log.rs` | [`Log`]: buffer, write, rotate, delete |
-//! | `storage.rs` | the mutating file operations, [`FaultInjector`] |
+//! | `recovery.rs` | reading segments back, the tail rule ([`scan_bytes`]) |
+//! | `log.rs` | [`Log`]: buffer, write, rotate, delete; [`SyncTarget`] |
+//! | `storage.rs` | every file operation that changes the disk (syncs included), [`FaultInjector`] |
 //! | `lock.rs` | [`DirLock`] on `<dir>/LOCK` |
+//! | `testing.rs` | `testing::PowerLoss`, a storage that loses power (feature `testing`) |
 //!
 //! # On-disk format, version 1
 //!
@@ -45,60 +50,44 @@
 //! Records, back to back from offset 24
 //!   0   4  len            u32, payload length, 1 ..= 64 MiB
 //!   4   4  crc            u32, crc32c (Castagnoli) of the payload
-//!   8 len  payload        kind: u8, then the fields of that kind
+//!   8 len  payload        the caller's bytes
 //!
 //! After the last record: zeros (the preallocated rest of the file), or the
 //! end of the file. Eight zero bytes where a record would start end the
 //! records.
-//!
-//! Field types
-//!   str   u16 length, then that many UTF-8 bytes (names <= 128, ids <= 256)
-//!   blob  u32 length, then that many bytes
-//!   u8 / u16 / u64 as named
-//!
-//! Payloads
-//!   1 TopicCreated   topic: str
-//!   2 Subscribed     subscriber: str, topic: str, prefetch: u16
-//!   3 Unsubscribed   subscriber: str, topic: str
-//!   4 Published      topic: str, seq: u64, timestamp: u64 (ms since epoch),
-//!                    priority: u8, id: str, fields: blob (the event's other
-//!                    fields as `,"key":value` JSON text, `msg` included),
-//!                    holders: u32 count, then per holder:
-//!                      subscriber: str, delivered: u8 (0 or 1)
-//!   5 Acked          subscriber: str, topic: str, seq: u64
-//!   6 Delivered      subscriber: str, topic: str, seq: u64
 //! ```
 //!
-//! A payload must be consumed exactly: trailing bytes make it invalid.
-//! Every segment starts with the snapshot its creator passed to
-//! [`rotate`](Log::rotate) (topics and durable subscriptions as
-//! `TopicCreated` and `Subscribed` records), so deleting older segments never
-//! loses metadata. A `Published` record may appear again for a sequence
-//! number already seen (compaction rewrites live events); replay keeps the
-//! first.
+//! The payloads of version 1 are Herald's records, documented byte by byte
+//! in `herald_core::record` (a kind byte, then the fields of that kind).
+//! The version in the header covers both: the frame here and the payloads
+//! there. Every segment starts with the snapshot its creator passed to
+//! [`rotate`](Log::rotate) (for Herald, topics and durable subscriptions),
+//! so deleting older segments never loses metadata.
 //!
 //! ## When the format changes
 //!
 //! 1. Bump [`FORMAT_VERSION`] for any change an old reader would misread:
-//!    a new kind, a new field, a changed field. (Version 1 readers report an
-//!    unknown kind as [`Error::Corrupt`], which is the point: they must not
-//!    guess.) The reserved header field may carry flags that old readers can
-//!    ignore without a bump.
+//!    a new frame layout, or a new payload kind or field. (Version 1
+//!    readers report an unknown kind as [`Error::Corrupt`], which is the
+//!    point: they must not guess.) The reserved header field may carry
+//!    flags that old readers can ignore without a bump.
 //! 2. Keep reading the old version: dispatch on the header's version in
-//!    `segment.rs` and keep the old payload decoder, or write a one-shot
-//!    converter and say so in the release notes. A segment is never
+//!    `segment.rs` (and hand the version to the payload decoder), or write a
+//!    one-shot converter and say so in the release notes. A segment is never
 //!    rewritten in place; new segments are written in the new version, and
 //!    old ones disappear as compaction deletes them.
-//! 3. Update the table above, the golden-bytes test in `codec.rs`, and add
-//!    a test that reads a segment written by the old version.
+//! 3. Update the layout above, the golden-bytes tests (`frame.rs` here,
+//!    `record.rs` in `herald-core`), and keep
+//!    `crates/herald/tests/log_v1.rs` passing: it reads a data directory
+//!    written by the version 1 release.
 //!
 //! # The tail rule
 //!
 //! Recovery reads every record of every segment. When the bytes at offset X
-//! are not a valid record (length beyond the file or above 64 MiB, checksum
-//! mismatch, undecodable payload, or zeros followed by more data):
+//! are not an intact frame (length zero with data after it, beyond the file
+//! or above 64 MiB, or a checksum mismatch):
 //!
-//! - in the newest segment, if no valid record starts at any byte offset
+//! - in the newest segment, if no intact frame starts at any byte offset
 //!   after X, the segment has a **torn tail**: the last write was cut short
 //!   by a crash. [`Log::open`] warns with the file and offset, truncates the
 //!   file to X, preallocates it again, fsyncs, and appends from X.
@@ -106,6 +95,10 @@
 //!   nothing.
 //! - otherwise it is [`Error::Corrupt`] with the segment and X. Nothing is
 //!   silently dropped; an operator decides.
+//!
+//! An intact frame whose payload the replay callback rejects is
+//! [`Error::Corrupt`] wherever it is: its checksum matched, so these are
+//! the bytes that were written, and no crash explains them.
 //!
 //! Why this is safe: a record is acknowledged only after the write (and,
 //! for `--fsync always`, the fdatasync) of its batch completed, and every
@@ -119,9 +112,10 @@
 //! # Durability
 //!
 //! - [`write`](Log::write) puts a batch in the page cache: it survives a
-//!   process crash or `kill -9`. `sync_data()` on the
-//!   [`sync_target`](Log::sync_target) file makes everything written before
-//!   it durable; the fsync thread reports the Lsn that came with the file.
+//!   process crash or `kill -9`. [`SyncTarget::sync`] on the
+//!   [`sync_target`](Log::sync_target) makes everything written before it
+//!   durable (an fdatasync through the log's [`Storage`]); the fsync thread
+//!   reports the Lsn that came with the handle.
 //! - [`rotate`](Log::rotate) writes out and fdatasyncs the old segment before
 //!   the new one exists. So every segment but the newest is whole on disk,
 //!   which is what lets the tail rule call a bad record in an older segment
@@ -149,19 +143,21 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod codec;
 mod error;
+mod frame;
 mod lock;
 mod log;
 mod recovery;
 mod segment;
 mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-pub use codec::{DecodeError, FRAME_HEADER_BYTES, MAX_RECORD_BYTES, decode, encode, encoded_len};
 pub use error::Error;
+pub use frame::{FRAME_HEADER_BYTES, FrameError, MAX_RECORD_BYTES, frame_len, read_frame};
 pub use lock::{DirLock, LOCK_FILE};
-pub use log::Log;
-pub use recovery::RecoveryReport;
+pub use log::{Log, SyncTarget};
+pub use recovery::{RecoveryReport, SegmentScan, scan_bytes};
 pub use segment::{FORMAT_VERSION, HEADER_BYTES, MAGIC, SegmentInfo};
 pub use storage::{FaultInjector, Op, StdStorage, Storage};
 

@@ -1,10 +1,14 @@
 //! [`Log`]: the open log of one data directory, owned by the broker thread.
 //!
-//! It buffers encoded records ([`Log::append`]), writes the buffer with one
-//! positioned write per batch ([`Log::write`]), and leaves fdatasync to
-//! whoever holds [`Log::sync_target`], so that one fsync covers every batch
-//! written before it (group commit). Rotation and deletion of segments
-//! happen here, synchronously, because they are rare.
+//! It frames and buffers records ([`Log::append`], [`Log::append_with`]),
+//! writes the buffer with one positioned write per batch ([`Log::write`]),
+//! and leaves fdatasync to whoever holds a [`SyncTarget`] from
+//! [`Log::sync_target`], so that one fsync covers every batch written before
+//! it (group commit). Every file operation that changes the disk, those
+//! syncs included, goes through the log's [`Storage`], so that a test can
+//! make any of them fail. Rotation and deletion of segments happen here,
+//! synchronously, because they are rare. What a record means is the
+//! caller's: the log stores and returns payload bytes.
 //!
 //! Invariants:
 //! - every segment but the current one is fully written and fdatasynced;
@@ -12,16 +16,16 @@
 //!   holds valid records up to it (zeros or nothing after);
 //! - `appended() == written() + buf.len()`.
 
-use crate::codec::encode;
+use crate::frame;
 use crate::lock::DirLock;
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::{self, HEADER_BYTES, SegmentInfo};
 use crate::storage::{StdStorage, Storage};
 use crate::{Error, LogConfig, Lsn, SegmentId};
-use herald_core::Change;
 use std::fmt;
 use std::fs::File;
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Above this capacity an emptied buffer is shrunk, so that one huge batch
@@ -32,12 +36,12 @@ const MAX_IDLE_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 /// durability argument.
 pub struct Log {
     config: LogConfig,
-    storage: Box<dyn Storage>,
+    storage: Arc<dyn Storage>,
     _lock: DirLock,
     /// Segments older than the current one, oldest first.
     older: Vec<SegmentInfo>,
     current: Option<Current>,
-    /// Encoded records appended and not yet written.
+    /// Framed records appended and not yet written.
     buf: Vec<u8>,
     /// Bytes written to the OS since open.
     written: u64,
@@ -46,7 +50,7 @@ pub struct Log {
 /// The segment being appended to.
 struct Current {
     id: SegmentId,
-    path: std::path::PathBuf,
+    path: PathBuf,
     file: Arc<File>,
     /// File offset where the buffer goes: header plus records written.
     offset: u64,
@@ -67,40 +71,42 @@ impl fmt::Debug for Log {
 
 impl Log {
     /// Opens (creating if needed) the log in `config.dir`: takes the
-    /// directory lock, replays every record through `replay`, removes a
-    /// torn tail (with a warning naming the file and offset), and returns a
-    /// log that appends to the newest segment. With no segment yet, call
+    /// directory lock, hands the payload of every record to `replay`, in
+    /// order, removes a torn tail (with a warning naming the file and
+    /// offset), and returns a log that appends to the newest segment. With no segment yet, call
     /// [`rotate`](Self::rotate) before the first write (or let
     /// [`write`](Self::write) create the first segment).
     ///
     /// # Errors
     /// [`Error::Locked`] if another process (or another `Log` in this one)
-    /// has the directory open, [`Error::Corrupt`] per the tail rule,
-    /// [`Error::Io`] if a file operation fails.
-    pub fn open(
+    /// has the directory open, [`Error::Corrupt`] per the tail rule or when
+    /// `replay` returns an error (naming the record's file and offset; the
+    /// error's text is the reason), [`Error::Io`] if a file operation fails.
+    pub fn open<E: fmt::Display>(
         config: LogConfig,
-        replay: impl FnMut(Change),
+        replay: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(Log, RecoveryReport), Error> {
-        Log::open_with_storage(config, StdStorage, replay)
+        Log::open_with_storage(config, Arc::new(StdStorage), replay)
     }
 
-    /// [`open`](Self::open) with the file operations of `storage` (for fault
-    /// injection in tests; see [`FaultInjector`](crate::FaultInjector)).
+    /// [`open`](Self::open) with every file operation that changes the
+    /// disk done by `storage`, the syncs of [`SyncTarget`] included (for
+    /// tests: [`FaultInjector`](crate::FaultInjector), and `PowerLoss` in
+    /// `herald_log::testing`).
     ///
     /// # Errors
     /// As [`open`](Self::open).
-    pub fn open_with_storage(
+    pub fn open_with_storage<E: fmt::Display>(
         config: LogConfig,
-        storage: impl Storage + 'static,
-        mut replay: impl FnMut(Change),
+        storage: Arc<dyn Storage>,
+        replay: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(Log, RecoveryReport), Error> {
-        let storage: Box<dyn Storage> = Box::new(storage);
         std::fs::create_dir_all(&config.dir).map_err(|source| Error::Io {
             path: config.dir.clone(),
             source,
         })?;
         let lock = DirLock::try_acquire(&config.dir)?;
-        let mut recovered = recovery::recover(&config.dir, &mut replay)?;
+        let mut recovered = recovery::recover(&config.dir, &mut recovery::replay_fn(replay))?;
         for temp in &recovered.temp_files {
             // An interrupted segment creation: the segment never existed.
             tracing::info!(file = %temp.display(), "removing unfinished segment file");
@@ -136,14 +142,17 @@ impl Log {
     /// # Errors
     /// As [`open`](Self::open), except `Locked`; [`Error::Io`] if `dir` does
     /// not exist.
-    pub fn scan(dir: &Path, mut replay: impl FnMut(Change)) -> Result<RecoveryReport, Error> {
-        Ok(recovery::recover(dir, &mut replay)?.report)
+    pub fn scan<E: fmt::Display>(
+        dir: &Path,
+        replay: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<RecoveryReport, Error> {
+        Ok(recovery::recover(dir, &mut recovery::replay_fn(replay))?.report)
     }
 
     /// Whether the current segment can take `bytes` more (buffered and
     /// written included) within its preallocation. False when there is no
-    /// current segment yet. [`encoded_len`](crate::encoded_len) gives the
-    /// bytes of a change.
+    /// current segment yet. [`frame_len`](crate::frame_len) gives the bytes
+    /// of a record.
     pub fn has_room(&self, bytes: u64) -> bool {
         self.current.as_ref().is_some_and(|c| {
             c.offset
@@ -155,9 +164,9 @@ impl Log {
 
     /// Makes a new segment current: writes out the buffer, fdatasyncs the
     /// current segment, creates the next one preallocated to
-    /// `max(segment_bytes, header + encoded header + needed)`, with `header`
-    /// (the caller's snapshot of topics and durable subscriptions) as its
-    /// first records, and fsyncs the directory. The snapshot records are
+    /// `max(segment_bytes, header + snapshot + needed)`, with the payloads
+    /// of `snapshot` (for Herald, the topics and durable subscriptions) as
+    /// its first records, and fsyncs the directory. The snapshot records are
     /// written and synced as part of the creation, so they count in both
     /// [`appended`](Self::appended) and [`written`](Self::written).
     ///
@@ -166,7 +175,14 @@ impl Log {
     /// failures. Either way the log stays on the old segment, whole, and the
     /// call can be retried. (If the failure was the old segment's fdatasync,
     /// see the crate docs on fsync errors.)
-    pub fn rotate(&mut self, header: &[Change], needed: u64) -> Result<(), Error> {
+    ///
+    /// # Panics
+    /// As [`append`](Self::append), for an empty or oversized payload.
+    pub fn rotate<P: AsRef<[u8]>>(
+        &mut self,
+        snapshot: impl IntoIterator<Item = P>,
+        needed: u64,
+    ) -> Result<(), Error> {
         let next = match &self.current {
             Some(current) => SegmentId(current.id.0 + 1),
             None => SegmentId(1),
@@ -183,8 +199,8 @@ impl Log {
                 .map_err(|e| Error::io(&current.path, e, 0))?;
         }
         let mut contents = segment::header(next).to_vec();
-        for change in header {
-            encode(change, &mut contents);
+        for payload in snapshot {
+            frame::append_with(&mut contents, |b| b.extend_from_slice(payload.as_ref()));
         }
         // Room for a whole segment of records after the snapshot, however
         // large the snapshot grows: otherwise a snapshot bigger than a
@@ -212,16 +228,27 @@ impl Log {
         Ok(())
     }
 
-    /// Encodes `change` into the buffer and returns the Lsn just past it.
-    /// The caller checks [`has_room`](Self::has_room) first and rotates if
+    /// Frames `payload` into the buffer and returns the Lsn just past it.
+    /// The caller checks [`has_room`](Self::has_room) first (for
+    /// [`frame_len`](crate::frame_len)`(payload.len())`) and rotates if
     /// needed; if it does not, the record is still taken and the segment
     /// grows past its preallocation.
     ///
     /// # Panics
-    /// As [`encode`](crate::encode): only for names, ids or events far
-    /// beyond the protocol's limits.
-    pub fn append(&mut self, change: &Change) -> Lsn {
-        encode(change, &mut self.buf);
+    /// If `payload` is empty (it would read back as the end of the records)
+    /// or longer than [`MAX_RECORD_BYTES`](crate::MAX_RECORD_BYTES).
+    pub fn append(&mut self, payload: &[u8]) -> Lsn {
+        self.append_with(|buf| buf.extend_from_slice(payload))
+    }
+
+    /// [`append`](Self::append) of the payload that `encode` appends to the
+    /// buffer it is given, which is the log's own buffer: no copy, and no
+    /// allocation once the buffer has grown. `encode` must only append.
+    ///
+    /// # Panics
+    /// As [`append`](Self::append), if `encode` appends nothing or too much.
+    pub fn append_with(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> Lsn {
+        frame::append_with(&mut self.buf, encode);
         self.appended()
     }
 
@@ -240,7 +267,7 @@ impl Log {
             return Ok(self.written());
         }
         if self.current.is_none() {
-            self.rotate(&[], self.buf.len() as u64)?;
+            self.rotate(std::iter::empty::<&[u8]>(), self.buf.len() as u64)?;
         }
         let Some(current) = &mut self.current else {
             // `rotate` returned Ok, so it set `current`.
@@ -268,13 +295,18 @@ impl Log {
         Lsn(self.written + self.buf.len() as u64)
     }
 
-    /// The file whose `sync_data()` makes everything written so far durable,
-    /// and the Lsn it makes durable. Older segments need no sync: rotation
-    /// synced them. `None` before the first segment exists.
-    pub fn sync_target(&self) -> Option<(Arc<File>, Lsn)> {
-        self.current
-            .as_ref()
-            .map(|c| (Arc::clone(&c.file), self.written()))
+    /// What makes everything written so far durable: a handle whose
+    /// [`sync`](SyncTarget::sync) fdatasyncs the current segment through the
+    /// log's [`Storage`], with the Lsn that makes durable. Older segments
+    /// need no sync: rotation synced them. `None` before the first segment
+    /// exists.
+    pub fn sync_target(&self) -> Option<SyncTarget> {
+        self.current.as_ref().map(|c| SyncTarget {
+            storage: Arc::clone(&self.storage),
+            file: Arc::clone(&c.file),
+            path: c.path.clone(),
+            lsn: self.written(),
+        })
     }
 
     /// [`write`](Self::write), then fdatasync, synchronously (shutdown,
@@ -357,6 +389,49 @@ impl Log {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.config.dir
+    }
+}
+
+/// The current segment and the Lsn written to it when it was taken from
+/// [`Log::sync_target`]: what the fsync thread syncs while the log goes on
+/// writing (group commit). It keeps the file open, so a rotation meanwhile
+/// does no harm: rotation syncs the old segment itself.
+#[derive(Clone)]
+pub struct SyncTarget {
+    storage: Arc<dyn Storage>,
+    file: Arc<File>,
+    path: PathBuf,
+    lsn: Lsn,
+}
+
+impl fmt::Debug for SyncTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncTarget")
+            .field("path", &self.path)
+            .field("lsn", &self.lsn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SyncTarget {
+    /// Everything appended before this Lsn is durable once
+    /// [`sync`](Self::sync) returns `Ok`.
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
+    /// The segment file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// fdatasyncs the segment ([`Storage::sync_data`]).
+    ///
+    /// # Errors
+    /// The storage's error. Then nothing after the last successful sync may
+    /// be acknowledged (see "Durability" in the crate docs).
+    pub fn sync(&self) -> io::Result<()> {
+        self.storage.sync_data(&self.file)
     }
 }
 

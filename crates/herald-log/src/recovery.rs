@@ -1,18 +1,23 @@
 //! Reading a data directory back: every record of every segment, in order,
-//! with the tail rule deciding what a bad record means.
+//! with the tail rule deciding what a bad frame means.
 //!
 //! This module only reads. [`Log::open`](crate::Log::open) repairs a torn
 //! tail afterwards; [`Log::scan`](crate::Log::scan) just reports it.
+//! [`scan_bytes`] is the whole rule for one segment's contents, pure, so
+//! that it can be tested and fuzzed without files; reading a file is
+//! `std::fs::read` and then [`scan_bytes`].
 //!
-//! The tail rule (see the crate docs for why it is safe): a record that
+//! The tail rule (see the crate docs for why it is safe): a frame that
 //! fails at offset X is a torn tail only if it is in the newest segment and
-//! no valid record starts anywhere after X in that segment; anything else is
-//! [`Error::Corrupt`].
+//! no intact frame starts anywhere after X in that segment; anything else is
+//! [`Error::Corrupt`]. An intact frame whose payload the caller's replay
+//! rejects is corruption wherever it is: its checksum says the bytes are the
+//! ones written.
 
-use crate::codec::{Decoder, is_valid_record_at};
+use crate::frame::{FRAME_HEADER_BYTES, is_frame_at, read_frame};
 use crate::segment::{self, HEADER_BYTES, SegmentInfo};
 use crate::{Error, SegmentId};
-use herald_core::Change;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// What recovery found.
@@ -44,20 +49,31 @@ pub(crate) struct Recovered {
     pub temp_files: Vec<PathBuf>,
 }
 
+/// The replay callback as recovery sees it: the caller's error already
+/// turned into the reason of an [`Error::Corrupt`].
+pub(crate) type Replay<'a> = dyn FnMut(&[u8]) -> Result<(), String> + 'a;
+
+/// Adapts a caller's replay callback to [`Replay`].
+pub(crate) fn replay_fn<E: fmt::Display>(
+    mut replay: impl FnMut(&[u8]) -> Result<(), E>,
+) -> impl FnMut(&[u8]) -> Result<(), String> {
+    move |payload| replay(payload).map_err(|e| format!("record rejected by replay: {e}"))
+}
+
 /// Replays every record in `dir` through `replay`, oldest first.
 ///
 /// # Errors
 /// [`Error::Io`] if a file cannot be read, [`Error::Corrupt`] per the tail
-/// rule or for a missing segment, a bad header or a segment id that does
-/// not match its file name. Records before the corruption have been replayed
-/// by then; the caller discards what it built.
-pub(crate) fn recover(dir: &Path, replay: &mut dyn FnMut(Change)) -> Result<Recovered, Error> {
+/// rule, for a payload `replay` rejects, or for a missing segment, a bad
+/// header or a segment id that does not match its file name. Records before
+/// the corruption have been replayed by then; the caller discards what it
+/// built.
+pub(crate) fn recover(dir: &Path, replay: &mut Replay<'_>) -> Result<Recovered, Error> {
     let listing = segment::list(dir)?;
     let mut recovered = Recovered {
         temp_files: listing.temp_files,
         ..Recovered::default()
     };
-    let mut decoder = Decoder::default();
     let count = listing.segments.len();
     for (i, (id, path)) in listing.segments.into_iter().enumerate() {
         if let Some(prev) = recovered.segments.last() {
@@ -76,7 +92,11 @@ pub(crate) fn recover(dir: &Path, replay: &mut dyn FnMut(Change)) -> Result<Reco
             }
         }
         let newest = i + 1 == count;
-        let scanned = scan_segment(&path, id, newest, &mut decoder, replay)?;
+        let data = std::fs::read(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let scanned = scan_bytes_dyn(&path, id, &data, newest, replay)?;
         recovered.report.segments += 1;
         recovered.report.records += scanned.records;
         recovered.report.bytes += scanned.end;
@@ -84,7 +104,7 @@ pub(crate) fn recover(dir: &Path, replay: &mut dyn FnMut(Change)) -> Result<Reco
             recovered.report.torn_tail = Some((path.clone(), offset));
         }
         if newest {
-            recovered.newest_file_len = scanned.file_len;
+            recovered.newest_file_len = data.len() as u64;
         }
         recovered.segments.push(SegmentInfo {
             id,
@@ -95,39 +115,59 @@ pub(crate) fn recover(dir: &Path, replay: &mut dyn FnMut(Change)) -> Result<Reco
     Ok(recovered)
 }
 
-struct Scanned {
-    /// Offset just past the last valid record.
-    end: u64,
-    records: u64,
+/// What [`scan_bytes`] found in one segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentScan {
+    /// Offset just past the last valid record (the header's end if none).
+    pub end: u64,
+    /// Records handed to the replay callback.
+    pub records: u64,
     /// Offset of the torn tail, if there is one (then `end` equals it).
-    torn_at: Option<u64>,
-    file_len: u64,
+    pub torn_at: Option<u64>,
 }
 
-fn scan_segment(
+/// Applies the tail rule to `data`, the contents of segment `id` (read
+/// from `path`, which only names it in errors), handing every payload to
+/// `replay` in order. `newest` says whether it is the newest segment, the
+/// only one that may end in a torn tail. This is what recovery runs on each
+/// file, and nothing is written.
+///
+/// # Errors
+/// [`Error::Corrupt`] naming `path` and an offset inside `data`: a bad
+/// header (offset 0), a bad frame that is not a torn tail, or a payload
+/// `replay` rejects (the offset of its frame). Records before it have been
+/// replayed.
+pub fn scan_bytes<E: fmt::Display>(
     path: &Path,
     id: SegmentId,
+    data: &[u8],
     newest: bool,
-    decoder: &mut Decoder,
-    replay: &mut dyn FnMut(Change),
-) -> Result<Scanned, Error> {
-    let data = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    replay: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<SegmentScan, Error> {
+    let mut replay = replay_fn(replay);
+    scan_bytes_dyn(path, id, data, newest, &mut replay)
+}
+
+fn scan_bytes_dyn(
+    path: &Path,
+    id: SegmentId,
+    data: &[u8],
+    newest: bool,
+    replay: &mut Replay<'_>,
+) -> Result<SegmentScan, Error> {
     let corrupt = |offset: usize, reason: String| Error::Corrupt {
         segment: path.to_path_buf(),
         offset: offset as u64,
         reason,
     };
-    segment::check_header(&data, id).map_err(|reason| corrupt(0, reason))?;
+    segment::check_header(data, id).map_err(|reason| corrupt(0, reason))?;
     let mut pos = HEADER_BYTES as usize;
     let mut records = 0;
     loop {
         let rest = &data[pos..];
-        let err = match decoder.decode(rest) {
-            Ok((change, used)) => {
-                replay(change);
+        let err = match read_frame(rest) {
+            Ok((payload, used)) => {
+                replay(payload).map_err(|reason| corrupt(pos, reason))?;
                 records += 1;
                 pos += used;
                 continue;
@@ -137,14 +177,13 @@ fn scan_segment(
         // Preallocated space reads as zeros, so zeros up to the end of the
         // file (or no bytes at all) are the normal end of the records.
         let Some(nonzero) = rest.iter().position(|&b| b != 0) else {
-            return Ok(Scanned {
+            return Ok(SegmentScan {
                 end: pos as u64,
                 records,
                 torn_at: None,
-                file_len: data.len() as u64,
             });
         };
-        let reason = if rest.len() >= 8 && rest[..8] == [0; 8] {
+        let reason = if rest.len() >= FRAME_HEADER_BYTES && rest[..FRAME_HEADER_BYTES] == [0; 8] {
             // Zeros where a record should start, yet data further on: a
             // hole, such as a zeroed disk block. Same rule as a bad record.
             format!(
@@ -162,52 +201,45 @@ fn scan_segment(
                 format!("{reason} (in a segment older than the newest, so not a torn tail)"),
             ));
         }
-        if let Some(valid) = find_valid_record(&data, pos + 1) {
+        if let Some(valid) = find_frame(data, pos + 1) {
             return Err(corrupt(
                 pos,
                 format!("{reason}; a valid record follows at offset {valid}"),
             ));
         }
-        return Ok(Scanned {
+        return Ok(SegmentScan {
             end: pos as u64,
             records,
             torn_at: Some(pos as u64),
-            file_len: data.len() as u64,
         });
     }
 }
 
-/// The first offset at or after `from` where a valid record starts.
+/// The first offset at or after `from` where an intact frame starts.
 ///
-/// Only offsets up to the last non-zero byte can start one (a record's
+/// Only offsets up to the last non-zero byte can start one (a frame's
 /// length field is non-zero), which bounds the search by the garbage after a
 /// torn write rather than by the preallocated size; most offsets are then
-/// rejected by their length or kind byte before any checksum is computed.
-fn find_valid_record(data: &[u8], from: usize) -> Option<usize> {
+/// rejected by their length (zero, above the maximum, or past the end of
+/// the file) before any checksum is computed.
+fn find_frame(data: &[u8], from: usize) -> Option<usize> {
     let last_nonzero = data.iter().rposition(|&b| b != 0)?;
-    (from..=last_nonzero).find(|&offset| is_valid_record_at(data, offset))
+    (from..=last_nonzero).find(|&offset| is_frame_at(data, offset))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::encode;
-    use std::sync::Arc;
-
-    fn topic(name: &str) -> Change {
-        Change::TopicCreated {
-            topic: Arc::from(name),
-        }
-    }
+    use crate::frame::append_with;
 
     #[test]
-    fn finds_a_record_after_garbage_and_none_in_zeros() {
+    fn finds_a_frame_after_garbage_and_none_in_zeros() {
         let mut data = vec![0xff; 13];
         let start = data.len();
-        encode(&topic("a"), &mut data);
+        append_with(&mut data, |b| b.push(b'a'));
         data.extend_from_slice(&[0; 100]);
-        assert_eq!(find_valid_record(&data, 0), Some(start));
-        assert_eq!(find_valid_record(&data, start + 1), None);
-        assert_eq!(find_valid_record(&[0; 64], 0), None);
+        assert_eq!(find_frame(&data, 0), Some(start));
+        assert_eq!(find_frame(&data, start + 1), None);
+        assert_eq!(find_frame(&[0; 64], 0), None);
     }
 }

@@ -7,9 +7,10 @@
 //! paths without a full disk. Reads are not behind the trait: recovery reads
 //! each segment with `std::fs::read`, and a failed read is simply an error.
 //!
-//! The one operation deliberately outside the trait is the group-commit
-//! fsync: [`Log::sync_target`](crate::Log::sync_target) hands a plain
-//! `Arc<File>` to the fsync thread.
+//! Every operation that changes the disk goes through the trait, the
+//! group-commit fdatasync included: the fsync thread calls it through the
+//! [`SyncTarget`](crate::SyncTarget) the log hands out, which carries the
+//! log's storage.
 
 use rustix::fs::FallocateFlags;
 use rustix::io::Errno;

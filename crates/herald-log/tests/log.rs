@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use herald_log::{Error, HEADER_BYTES, Log, LogConfig, Lsn, Op, SegmentId, encoded_len};
+use herald_log::{Error, HEADER_BYTES, Log, LogConfig, Lsn, Op, SegmentId};
 use std::io::ErrorKind;
 
 /// Runs each scenario once per backend.
@@ -20,8 +20,8 @@ macro_rules! on_every_backend {
 }
 
 on_every_backend!(
-    replay_yields_appended_changes_across_rotations,
-    written_but_unsynced_changes_survive_reopen,
+    replay_yields_appended_records_across_rotations,
+    written_but_unsynced_records_survive_reopen,
     reopen_appends_to_the_newest_segment,
     first_write_creates_the_first_segment,
     lsns_count_appended_and_written_bytes,
@@ -30,7 +30,7 @@ on_every_backend!(
     second_open_is_locked_until_drop,
 );
 
-fn replay_yields_appended_changes_across_rotations(backend: Backend) {
+fn replay_yields_appended_records_across_rotations(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, replayed, report) = open(backend, dir.path()).unwrap();
     assert!(replayed.is_empty());
@@ -53,7 +53,7 @@ fn replay_yields_appended_changes_across_rotations(backend: Backend) {
     assert_eq!(log.segments(), segments);
 }
 
-fn written_but_unsynced_changes_survive_reopen(backend: Backend) {
+fn written_but_unsynced_records_survive_reopen(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _, _) = open(backend, dir.path()).unwrap();
     let mut expected = Vec::new();
@@ -96,7 +96,7 @@ fn first_write_creates_the_first_segment(backend: Backend) {
     assert_eq!(log.write().unwrap(), Lsn(0));
     assert!(segment_files(dir.path()).is_empty());
 
-    log.append(&change(0));
+    log.append(&record(0));
     log.write().unwrap();
     assert_eq!(log.current_segment(), Some(SegmentId(1)));
     assert_eq!(
@@ -105,7 +105,7 @@ fn first_write_creates_the_first_segment(backend: Backend) {
     );
     drop(log);
     let (_, replayed, _) = open(backend, dir.path()).unwrap();
-    assert_eq!(replayed, vec![change(0)]);
+    assert_eq!(replayed, vec![record(0)]);
 }
 
 fn lsns_count_appended_and_written_bytes(backend: Backend) {
@@ -113,24 +113,25 @@ fn lsns_count_appended_and_written_bytes(backend: Backend) {
     let (mut log, _, _) = open(backend, dir.path()).unwrap();
     let header = snapshot();
     log.rotate(&header, 0).unwrap();
-    let header_bytes: u64 = header.iter().map(encoded_len).sum();
+    let header_bytes: u64 = header.iter().map(|r| len(r)).sum();
     assert_eq!(log.written(), Lsn(header_bytes));
     assert_eq!(log.appended(), Lsn(header_bytes));
     assert_eq!(log.total_bytes(), HEADER_BYTES + header_bytes);
 
-    let a = log.append(&change(0));
-    let b = log.append(&change(1));
-    assert_eq!(a, Lsn(header_bytes + encoded_len(&change(0))));
-    assert_eq!(b, Lsn(a.0 + encoded_len(&change(1))));
+    let a = log.append(&record(0));
+    let b = log.append(&record(1));
+    assert_eq!(a, Lsn(header_bytes + len(&record(0))));
+    assert_eq!(b, Lsn(a.0 + len(&record(1))));
     assert_eq!(log.appended(), b);
     assert_eq!(log.written(), Lsn(header_bytes));
     assert_eq!(log.total_bytes(), HEADER_BYTES + b.0);
 
     assert_eq!(log.write().unwrap(), b);
-    let (file, lsn) = log.sync_target().unwrap();
-    assert_eq!(lsn, b);
+    let target = log.sync_target().unwrap();
+    assert_eq!(target.lsn(), b);
+    assert_eq!(target.path(), log.segments().last().unwrap().path);
     // What the fsync thread does.
-    file.sync_data().unwrap();
+    target.sync().unwrap();
     assert_eq!(log.sync().unwrap(), b);
 }
 
@@ -139,8 +140,8 @@ fn oversized_batch_gets_a_bigger_segment(backend: Backend) {
     let (mut log, _, _) = open(backend, dir.path()).unwrap();
     let mut expected = Vec::new();
     append_range(&mut log, &mut expected, 0..10);
-    let big: Vec<_> = (10..200).map(change).collect();
-    let needed: u64 = big.iter().map(encoded_len).sum();
+    let big: Vec<_> = (10..200).map(record).collect();
+    let needed: u64 = big.iter().map(|r| len(r)).sum();
     assert!(needed > SEGMENT_BYTES);
     assert!(!log.has_room(needed));
     let header = snapshot();
@@ -212,9 +213,12 @@ fn second_open_is_locked_until_drop(backend: Backend) {
 fn open_creates_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("a/b/data");
-    let (mut log, _) = Log::open(LogConfig::new(&data), |_| {}).unwrap();
+    let (mut log, _) = Log::open(LogConfig::new(&data), |_| {
+        Ok::<_, std::convert::Infallible>(())
+    })
+    .unwrap();
     assert_eq!(log.dir(), data);
-    log.append(&change(0));
+    log.append(&record(0));
     log.sync().unwrap();
     // The default segment size is preallocated after the header (and the
     // snapshot, empty here).
@@ -261,13 +265,13 @@ fn rotate_failures_leave_the_log_on_the_old_segment() {
         // Buffered records are written to the old segment before the
         // failure and stay there. (For `Write`, the failure must hit the
         // new segment's first write, so the buffer is written first.)
-        log.append(&change(20));
-        expected.push(change(20));
+        log.append(&record(20));
+        expected.push(record(20));
         if op == Op::Write {
             log.write().unwrap();
         }
         faults.fail(op, kind);
-        let err = log.rotate(&snapshot(), 100).unwrap_err();
+        let err = log.rotate(snapshot(), 100).unwrap_err();
         match (&err, full) {
             (Error::Full { needed }, true) => assert!(*needed >= SEGMENT_BYTES),
             (Error::Io { .. }, false) => {}
@@ -279,7 +283,7 @@ fn rotate_failures_leave_the_log_on_the_old_segment() {
 
         // The log keeps working on the old segment, and rotates once healed.
         faults.heal();
-        append(&mut log, &mut expected, change(21));
+        append(&mut log, &mut expected, record(21));
         log.write().unwrap();
         let header = snapshot();
         log.rotate(&header, 0).unwrap();
@@ -300,7 +304,7 @@ fn failed_write_keeps_the_buffer_for_a_retry() {
     append_range(&mut log, &mut expected, 0..10);
     log.write().unwrap();
     let written = log.written();
-    append(&mut log, &mut expected, change(10));
+    append(&mut log, &mut expected, record(10));
     faults.fail(Op::Write, ErrorKind::Other);
     assert!(matches!(log.write(), Err(Error::Io { .. })));
     assert_eq!(log.written(), written);
@@ -316,7 +320,7 @@ fn failed_write_keeps_the_buffer_for_a_retry() {
 fn failed_write_past_the_preallocation_on_a_full_disk_is_full() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, faults, _) = open_faulty(dir.path());
-    log.append(&change(0));
+    log.append(&record(0));
     faults.fail(Op::Write, ErrorKind::StorageFull);
     assert!(matches!(log.write(), Err(Error::Full { .. })));
 }
@@ -325,13 +329,35 @@ fn failed_write_past_the_preallocation_on_a_full_disk_is_full() {
 fn failed_sync_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, faults, _) = open_faulty(dir.path());
-    log.append(&change(0));
+    log.append(&record(0));
     faults.fail(Op::SyncData, ErrorKind::Other);
     let err = log.sync().unwrap_err();
     assert!(
         matches!(&err, Error::Io { path, .. } if path.ends_with("00000000000000000001.log")),
         "{err:?}"
     );
+}
+
+/// The group-commit sync goes through the log's storage, so a failing
+/// disk reaches the fsync thread (which must then acknowledge nothing).
+#[test]
+fn sync_target_syncs_through_the_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, faults, _) = open_faulty(dir.path());
+    log.append(&record(0));
+    log.write().unwrap();
+    let target = log.sync_target().unwrap();
+    target.sync().unwrap();
+    faults.fail(Op::SyncData, ErrorKind::Other);
+    let err = target.sync().unwrap_err();
+    assert!(err.to_string().contains("injected SyncData"), "{err}");
+    // The handle shares the log's storage: taken before the fault was
+    // armed, it failed above; it works again once the storage does.
+    let later = log.sync_target().unwrap();
+    assert!(later.sync().is_err());
+    faults.heal();
+    target.sync().unwrap();
+    later.sync().unwrap();
 }
 
 #[test]

@@ -4,14 +4,13 @@
 mod common;
 
 use common::*;
-use herald_core::Change;
 use herald_log::{Error, SegmentId};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// Writes 300 changes over several segments, synced, and returns what
+/// Writes 300 records over several segments, synced, and returns what
 /// replay must yield and the newest segment file.
-fn populated(dir: &Path) -> (Vec<Change>, PathBuf) {
+fn populated(dir: &Path) -> (Vec<Record>, PathBuf) {
     let (mut log, _, _) = open(Backend::Std, dir).unwrap();
     let mut expected = Vec::new();
     append_range(&mut log, &mut expected, 0..300);
@@ -99,7 +98,7 @@ fn torn_tail_at_every_offset_recovers_the_intact_prefix() {
 
             // Appending resumes right after the intact prefix.
             let mut want = want.to_vec();
-            append(&mut log, &mut want, change(1000));
+            append(&mut log, &mut want, record(1000));
             log.sync().unwrap();
             drop(log);
             let (_, replayed, report) = open(Backend::Std, dir.path()).unwrap();
@@ -114,7 +113,9 @@ fn scan_reports_a_torn_tail_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (_, newest) = populated(dir.path());
     let last = *record_offsets(&newest).last().unwrap();
-    damage(&newest, Cut::Zero, last.1 - 3, last.1);
+    // The frame header reached the disk, the payload (whose first byte is
+    // never zero) did not.
+    damage(&newest, Cut::Zero, last.0 + 8, last.1);
     std::fs::remove_file(dir.path().join(herald_log::LOCK_FILE)).unwrap();
     let before = std::fs::read(&newest).unwrap();
     let (_, report) = scan(dir.path()).unwrap();
@@ -290,4 +291,107 @@ impl std::io::Write for Capture {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// The replay callback decides what a payload means: an error from it stops
+/// recovery with `Corrupt` at that record's file and offset, even for the
+/// last record of the newest segment (its checksum matched, so no crash
+/// explains it), after replaying every record before it.
+#[test]
+fn payload_rejected_by_replay_is_corrupt_at_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (expected, newest) = populated(dir.path());
+    let records = record_offsets(&newest);
+    // The last record, and the first after the segment's snapshot (whose
+    // records repeat in every segment).
+    let first = expected.len() - records.len();
+    for (nth, reject) in [(records.len() - 1, expected.len() - 1), (3, first + 3)] {
+        let bad = expected[reject].clone();
+        let mut replayed = Vec::new();
+        let result = herald_log::Log::scan(dir.path(), |payload| {
+            if payload == bad.as_slice() {
+                return Err(format!("no such kind {}", payload[0]));
+            }
+            replayed.push(payload.to_vec());
+            Ok(())
+        });
+        let err = result.unwrap_err();
+        assert!(err.to_string().contains("no such kind"), "{err}");
+        assert_corrupt(Err::<(), _>(err), &newest, records[nth].0);
+        assert_eq!(replayed, expected[..reject]);
+    }
+    let err = herald_log::Log::open(config(dir.path()), |_| Err("nope")).unwrap_err();
+    assert_corrupt(
+        Err::<(), _>(err),
+        &segment_files(dir.path())[0],
+        herald_log::HEADER_BYTES,
+    );
+}
+
+/// The tail rule checks frames only: the log stores any non-empty bytes,
+/// whatever their first byte (there is no record kind at this level).
+#[test]
+fn any_payload_bytes_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _, _) = open(Backend::Std, dir.path()).unwrap();
+    let payloads: Vec<Record> = vec![
+        vec![0],
+        vec![0xff; 3],
+        vec![0, 0, 0, 0, 0, 0, 0, 0, 1],
+        (0..=255).collect(),
+    ];
+    let mut expected = Vec::new();
+    for p in &payloads {
+        append(&mut log, &mut expected, p.clone());
+    }
+    // The encode-in-place variant frames exactly like `append`.
+    let lsn = log.append_with(|buf| buf.extend_from_slice(b"in place"));
+    expected.push(b"in place".to_vec());
+    assert_eq!(lsn, log.appended());
+    log.sync().unwrap();
+    drop(log);
+    let (_, replayed, report) = open(Backend::Std, dir.path()).unwrap();
+    assert_eq!(replayed, expected);
+    assert_eq!(report.torn_tail, None);
+}
+
+/// `scan_bytes` is the file scanner without the file: on a segment's
+/// contents it finds what `Log::scan` finds in the file.
+#[test]
+fn scan_bytes_agrees_with_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let (expected, newest) = populated(dir.path());
+    let last = *record_offsets(&newest).last().unwrap();
+    damage(&newest, Cut::Truncate, last.1 - 1, last.1);
+    let (replayed, report) = scan(dir.path()).unwrap();
+    assert_eq!(replayed, expected[..expected.len() - 1]);
+
+    let data = std::fs::read(&newest).unwrap();
+    let id = SegmentId(segment_files(dir.path()).len() as u64);
+    let mut in_newest = Vec::new();
+    let scanned =
+        herald_log::scan_bytes(&newest, id, &data, true, collect(&mut in_newest)).unwrap();
+    assert_eq!(scanned.torn_at, Some(last.0));
+    assert_eq!(report.torn_tail, Some((newest.clone(), last.0)));
+    assert_eq!(scanned.end, last.0);
+    assert!(replayed.ends_with(&in_newest));
+    assert_eq!(scanned.records, in_newest.len() as u64);
+    // The same bytes in an older segment are corruption, not a torn tail.
+    assert_corrupt(
+        herald_log::scan_bytes(&newest, id, &data, false, collect(&mut Vec::new())),
+        &newest,
+        last.0,
+    );
+    // And with the wrong id, a bad header.
+    assert_corrupt(
+        herald_log::scan_bytes(
+            &newest,
+            SegmentId(id.0 + 1),
+            &data,
+            true,
+            collect(&mut Vec::new()),
+        ),
+        &newest,
+        0,
+    );
 }

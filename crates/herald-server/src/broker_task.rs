@@ -30,7 +30,7 @@
 use crate::config::{Config, FsyncMode};
 use crate::sync::SyncRequest;
 use bytes::{Bytes, BytesMut};
-use herald_core::{Broker, Change, ConnId, Effects, Output, Seq};
+use herald_core::{Broker, Change, ConnId, Effects, Output, Seq, record};
 use herald_log::{Log, Lsn};
 use herald_proto::{Command, Delivery, ErrorCode, ParseError, Reply};
 use std::collections::VecDeque;
@@ -366,7 +366,9 @@ impl BrokerTask {
         };
         debug!(conn = conn.0, command = %describe(&command), "command");
         if Broker::is_mutating(&command) {
-            let bound = self.broker.record_bound(&command);
+            let bound = self
+                .broker
+                .record_bound(&command, herald_log::FRAME_HEADER_BYTES as u64);
             if let Err(reason) = self.make_room(bound) {
                 let reply = Reply::error(
                     ErrorCode::Unavailable,
@@ -390,7 +392,7 @@ impl BrokerTask {
             return Ok(());
         }
         let metadata = self.broker.metadata();
-        match self.log.rotate(&metadata, bound) {
+        match self.log.rotate(metadata.iter().map(record::to_vec), bound) {
             Ok(()) => {
                 if let Some(since) = self.unavailable_since.take() {
                     info!(
@@ -427,11 +429,13 @@ impl BrokerTask {
             // restart: never worth growing a full segment (or failing a
             // write on a full disk) for.
             if matches!(change, Change::Delivered { .. })
-                && !self.log.has_room(herald_log::encoded_len(&change) as u64)
+                && !self
+                    .log
+                    .has_room(herald_log::frame_len(record::payload_len(&change)))
             {
                 continue;
             }
-            let lsn = self.log.append(&change);
+            let lsn = self.log.append_with(|buf| record::encode(&change, buf));
             if let Change::Published { event, .. } = &change {
                 self.unsynced_events.push_back((lsn, event.seq));
             }
@@ -642,7 +646,8 @@ impl BrokerTask {
         {
             return;
         }
-        if let Some((file, lsn)) = self.log.sync_target() {
+        if let Some(target) = self.log.sync_target() {
+            let lsn = target.lsn();
             // A small batch at low load is synced right here: handing it to
             // the fsync thread and back costs two thread wake-ups, more than
             // the fdatasync itself, and nothing else is waiting to overlap.
@@ -650,7 +655,7 @@ impl BrokerTask {
             // while the disk works (group commit).
             let unsynced = lsn.0.saturating_sub(self.synced.0);
             if self.config.fsync == FsyncMode::Always && unsynced <= INLINE_SYNC_MAX_BYTES {
-                match file.sync_data() {
+                match target.sync() {
                     Ok(()) => {
                         self.last_sync = Instant::now();
                         self.on_synced(lsn);
@@ -662,7 +667,7 @@ impl BrokerTask {
                 }
                 return;
             }
-            if self.sync_tx.send(SyncRequest { file, lsn }).is_ok() {
+            if self.sync_tx.send(SyncRequest { target }).is_ok() {
                 self.sync_in_flight = true;
             } else {
                 self.fatal = Some("the fsync thread is gone".into());

@@ -1,7 +1,9 @@
 //! The Herald server: a thin tokio layer around the broker state machine
 //! (`herald-core`) and the log (`herald-log`).
 //!
-//! - [`server::run`]: recovery, the accept loop, graceful shutdown.
+//! - [`server::run`]: recovery, the accept loop, graceful shutdown
+//!   ([`server::run_with_storage`] with the log's file operations swapped,
+//!   for tests).
 //! - [`connection`]: one task per connection; parses lines, writes output.
 //! - [`broker_task`]: the single owner of broker state and log; batches,
 //!   group commit, reply ordering, compaction.
@@ -21,4 +23,4 @@ pub mod server;
 pub mod sync;
 
 pub use config::{Config, FsyncMode};
-pub use server::{Error, run};
+pub use server::{Error, run, run_with_storage};

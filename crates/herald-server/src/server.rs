@@ -4,9 +4,10 @@
 use crate::broker_task::{BrokerTask, Input};
 use crate::config::Config;
 use crate::connection;
-use herald_core::{Broker, ConnId};
-use herald_log::{Log, LogConfig};
+use herald_core::{Broker, ConnId, record};
+use herald_log::{Log, LogConfig, StdStorage, Storage};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -47,6 +48,20 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    run_with_storage(listener, config, Arc::new(StdStorage), shutdown).await
+}
+
+/// [`run`] with the log's file operations, its fdatasyncs included, done
+/// by `storage` (tests inject disk failures and power cuts this way).
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with_storage(
+    listener: TcpListener,
+    config: Config,
+    storage: Arc<dyn Storage>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
     let started = Instant::now();
     let log_config = LogConfig {
         dir: config.data_dir.clone(),
@@ -54,7 +69,11 @@ pub async fn run(
     };
     let (broker, log, report) = tokio::task::spawn_blocking(move || {
         let mut broker = Broker::new();
-        let (log, report) = Log::open(log_config, |change| broker.replay(change))?;
+        let mut decoder = record::Decoder::new();
+        let (log, report) = Log::open_with_storage(log_config, storage, |payload| {
+            broker.replay(decoder.decode(payload)?);
+            Ok::<_, record::RecordError>(())
+        })?;
         broker.finish_replay();
         Ok::<_, herald_log::Error>((broker, log, report))
     })

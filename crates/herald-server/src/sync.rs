@@ -1,23 +1,20 @@
 //! The fsync thread: group commit's second half.
 //!
 //! The broker task writes each batch to the OS itself (one `pwrite`), then
-//! asks this thread to `fdatasync` the segment. While a sync runs, the broker
-//! keeps serving and writing, so the next sync covers every batch written
-//! meanwhile: one fdatasync per round, however many events it holds.
+//! asks this thread to `fdatasync` the segment (through the log's storage,
+//! [`SyncTarget::sync`]). While a sync runs, the broker keeps serving and
+//! writing, so the next sync covers every batch written meanwhile: one
+//! fdatasync per round, however many events it holds.
 
 use crate::broker_task::Input;
-use herald_log::Lsn;
-use std::fs::File;
-use std::sync::Arc;
+use herald_log::SyncTarget;
 use std::sync::mpsc;
 use tokio::sync::mpsc as tokio_mpsc;
 
-/// A request to make everything up to `lsn` durable by syncing `file`.
+/// A request to make everything up to `target.lsn()` durable.
 pub struct SyncRequest {
-    /// The segment that holds the newest written bytes.
-    pub file: Arc<File>,
-    /// Durable once `file` is synced.
-    pub lsn: Lsn,
+    /// The segment that holds the newest written bytes, and that Lsn.
+    pub target: SyncTarget,
 }
 
 /// Starts the thread. It ends when the request sender is dropped.
@@ -33,8 +30,10 @@ pub fn spawn(
                 while let Ok(newer) = rx.try_recv() {
                     req = newer;
                 }
-                let reply = match req.file.sync_data() {
-                    Ok(()) => Input::Synced { lsn: req.lsn },
+                let reply = match req.target.sync() {
+                    Ok(()) => Input::Synced {
+                        lsn: req.target.lsn(),
+                    },
                     Err(error) => Input::SyncFailed { error },
                 };
                 if broker.blocking_send(reply).is_err() {

@@ -1,7 +1,7 @@
 //! `dump` and `check`: read a stopped broker's data directory.
 
 use anyhow::{Context, Result, bail};
-use herald_core::Broker;
+use herald_core::{Broker, record};
 use herald_log::Log;
 use serde_json::{Map, Value, json};
 use std::fs::File;
@@ -27,8 +27,12 @@ fn ensure_stopped(data: &Path) -> Result<()> {
 fn load(data: &Path) -> Result<Broker> {
     ensure_stopped(data)?;
     let mut broker = Broker::new();
-    let report = Log::scan(data, |change| broker.replay(change))
-        .with_context(|| format!("reading the log in {}", data.display()))?;
+    let mut decoder = record::Decoder::new();
+    let report = Log::scan(data, |payload| {
+        broker.replay(decoder.decode(payload)?);
+        Ok::<_, record::RecordError>(())
+    })
+    .with_context(|| format!("reading the log in {}", data.display()))?;
     if let Some((path, offset)) = report.torn_tail {
         eprintln!(
             "herald: note: {} ends with an unfinished write at offset {offset} (ignored; the broker truncates it on start)",
@@ -92,8 +96,8 @@ pub fn dump(data: &Path, topic: Option<&str>) -> Result<()> {
 /// `herald check`.
 pub fn check(data: &Path) -> Result<()> {
     ensure_stopped(data)?;
-    let mut records = 0u64;
-    let report = Log::scan(data, |_| records += 1)
+    // Every payload must decode, not only pass its checksum.
+    let report = Log::scan(data, |payload| record::decode(payload).map(|_| ()))
         .with_context(|| format!("checking the log in {}", data.display()))?;
     println!(
         "ok: {} segments, {} records, {} bytes",

@@ -1,11 +1,16 @@
-//! Helpers shared by the log test binaries: a deterministic mix of changes,
+//! Helpers shared by the log test binaries: a deterministic mix of records,
 //! a writer that rotates like the server does, and backends to open with.
 #![allow(dead_code)]
 
-use herald_core::{Change, Event, Holder, Seq};
-use herald_log::{Error, FaultInjector, HEADER_BYTES, Log, LogConfig, RecoveryReport, encoded_len};
+use herald_log::{
+    Error, FaultInjector, HEADER_BYTES, Log, LogConfig, RecoveryReport, frame_len, read_frame,
+};
+use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// A record as the log sees it: its payload.
+pub type Record = Vec<u8>;
 
 /// Small segments, so that a few hundred records span several of them.
 pub const SEGMENT_BYTES: u64 = 4096;
@@ -26,104 +31,90 @@ pub fn config(dir: &Path) -> LogConfig {
     }
 }
 
-/// Opens `dir`, collecting the replayed changes.
-pub fn open(backend: Backend, dir: &Path) -> Result<(Log, Vec<Change>, RecoveryReport), Error> {
+/// A replay callback that collects the payloads into `into`.
+pub fn collect(into: &mut Vec<Record>) -> impl FnMut(&[u8]) -> Result<(), Infallible> + '_ {
+    |payload| {
+        into.push(payload.to_vec());
+        Ok(())
+    }
+}
+
+/// Opens `dir`, collecting the replayed records.
+pub fn open(backend: Backend, dir: &Path) -> Result<(Log, Vec<Record>, RecoveryReport), Error> {
     let mut replayed = Vec::new();
     let (log, report) = match backend {
-        Backend::Std => Log::open(config(dir), |c| replayed.push(c))?,
-        Backend::Faulty => {
-            Log::open_with_storage(config(dir), FaultInjector::new(), |c| replayed.push(c))?
-        }
+        Backend::Std => Log::open(config(dir), collect(&mut replayed))?,
+        Backend::Faulty => Log::open_with_storage(
+            config(dir),
+            Arc::new(FaultInjector::new()),
+            collect(&mut replayed),
+        )?,
     };
     Ok((log, replayed, report))
 }
 
 /// Opens `dir` with a fault injector, returning a handle to arm it.
-pub fn open_faulty(dir: &Path) -> (Log, FaultInjector, Vec<Change>) {
+pub fn open_faulty(dir: &Path) -> (Log, FaultInjector, Vec<Record>) {
     let faults = FaultInjector::new();
     let mut replayed = Vec::new();
-    let (log, _) = Log::open_with_storage(config(dir), faults.clone(), |c| replayed.push(c))
-        .expect("open with fault injector");
+    let (log, _) = Log::open_with_storage(
+        config(dir),
+        Arc::new(faults.clone()),
+        collect(&mut replayed),
+    )
+    .expect("open with fault injector");
     (log, faults, replayed)
 }
 
-/// Scans `dir`, collecting the replayed changes.
-pub fn scan(dir: &Path) -> Result<(Vec<Change>, RecoveryReport), Error> {
+/// Scans `dir`, collecting the replayed records.
+pub fn scan(dir: &Path) -> Result<(Vec<Record>, RecoveryReport), Error> {
     let mut replayed = Vec::new();
-    let report = Log::scan(dir, |c| replayed.push(c))?;
+    let report = Log::scan(dir, collect(&mut replayed))?;
     Ok((replayed, report))
 }
 
-fn name(s: String) -> Arc<str> {
-    Arc::from(s.as_str())
-}
-
-/// The `i`th change of a deterministic mix of every kind and various sizes.
-pub fn change(i: u64) -> Change {
-    let topic = name(format!("topic-{}", i % 3));
-    let subscriber = name(format!("sub-{}", i % 4));
-    match i % 6 {
-        0 | 1 => Change::Published {
-            topic,
-            event: Arc::new(Event::new(
-                Seq(i),
-                (i % 7) as u8,
-                1_700_000_000_000 + i,
-                &format!("id-{i}"),
-                format!("{{\"msg\":\"{}\"", "x".repeat((i % 40) as usize)).as_bytes(),
-            )),
-            holders: (0..i % 3)
-                .map(|h| Holder {
-                    subscriber: name(format!("sub-{h}")),
-                    delivered: (i + h).is_multiple_of(2),
-                })
-                .collect(),
-        },
-        2 => Change::Acked {
-            subscriber,
-            topic,
-            seq: Seq(i - 2),
-        },
-        3 => Change::Delivered {
-            subscriber,
-            topic,
-            seq: Seq(i - 3),
-        },
-        4 => Change::Subscribed {
-            subscriber,
-            topic,
-            prefetch: (i % 10 + 1) as u16,
-        },
-        _ => Change::TopicCreated { topic },
+/// The `i`th record of a deterministic mix of sizes (9 to 100 bytes) and
+/// contents: its number (whose high bytes are zeros, so records may end in
+/// zeros), then a pattern.
+pub fn record(i: u64) -> Record {
+    let mut payload = vec![(i % 251) as u8 + 1];
+    payload.extend((0..(i * 7) % 60).map(|k| (i + k) as u8 | 0x20));
+    payload.extend_from_slice(&i.to_le_bytes());
+    if i.is_multiple_of(5) {
+        payload.extend_from_slice(&[0; 31]);
     }
+    payload
 }
 
 /// What a rotation carries: a stand-in for the server's snapshot.
-pub fn snapshot() -> Vec<Change> {
+pub fn snapshot() -> Vec<Record> {
     (0..3)
-        .map(|t| Change::TopicCreated {
-            topic: name(format!("topic-{t}")),
-        })
+        .map(|t| format!("snapshot {t}").into_bytes())
         .collect()
 }
 
-/// Appends like the server: rotate when the change does not fit, write
-/// every `batch` appends. Records in `expected` what replay must yield.
-pub fn append(log: &mut Log, expected: &mut Vec<Change>, change: Change) {
-    let needed = encoded_len(&change);
+/// Bytes a record takes in the log.
+pub fn len(record: &[u8]) -> u64 {
+    frame_len(record.len())
+}
+
+/// Appends like the server: rotate when the record does not fit. Records
+/// in `expected` what replay must yield.
+pub fn append(log: &mut Log, expected: &mut Vec<Record>, record: Record) {
+    let needed = len(&record);
     if !log.has_room(needed) {
         let header = snapshot();
         log.rotate(&header, needed).expect("rotate");
         expected.extend(header);
     }
-    log.append(&change);
-    expected.push(change);
+    log.append(&record);
+    expected.push(record);
 }
 
-/// Appends changes `range`, writing every 7.
-pub fn append_range(log: &mut Log, expected: &mut Vec<Change>, range: std::ops::Range<u64>) {
+/// Appends records `range`, writing every 7.
+pub fn append_range(log: &mut Log, expected: &mut Vec<Record>, range: std::ops::Range<u64>) {
     for i in range {
-        append(log, expected, change(i));
+        append(log, expected, record(i));
         if i % 7 == 6 {
             log.write().expect("write");
         }
@@ -135,7 +126,7 @@ pub fn record_offsets(path: &Path) -> Vec<(u64, u64)> {
     let data = std::fs::read(path).expect("read segment");
     let mut at = HEADER_BYTES as usize;
     let mut records = Vec::new();
-    while let Ok((_, used)) = herald_log::decode(&data[at..]) {
+    while let Ok((_, used)) = read_frame(&data[at..]) {
         records.push((at as u64, (at + used) as u64));
         at += used;
     }

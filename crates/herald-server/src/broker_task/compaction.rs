@@ -35,7 +35,7 @@ impl BrokerTask {
                     // Out of space: give up, old segments stay; retried later.
                     return;
                 }
-                self.log.append(&change);
+                self.log.append_with(|buf| record::encode(&change, buf));
                 job.copied += 1;
             }
             job.next += 1;
@@ -78,7 +78,7 @@ impl BrokerTask {
         let metadata = self.broker.metadata();
         let snapshot: u64 = metadata
             .iter()
-            .map(|c| herald_log::encoded_len(c) as u64)
+            .map(|c| herald_log::frame_len(record::payload_len(c)))
             .sum();
         let records = total.saturating_sub(snapshot * segments.len() as u64);
         if records < 2 * live + self.config.segment_bytes {
@@ -86,7 +86,7 @@ impl BrokerTask {
         }
         // Everything before a fresh segment gets replaced by copies written
         // from here on; the fresh segment starts with the metadata snapshot.
-        if let Err(e) = self.log.rotate(&metadata, 0) {
+        if let Err(e) = self.log.rotate(metadata.iter().map(record::to_vec), 0) {
             debug!(cause = %e, "compaction postponed: cannot rotate");
             return;
         }

@@ -3,7 +3,7 @@
 //! into a fresh broker: the recovered state is the live broker's durable
 //! state (topics, durable subscriptions, pending events in delivery order).
 
-use herald_core::{Broker, Command, ConnId, Effects};
+use herald_core::{Broker, Command, ConnId, Effects, RecordError, record};
 use herald_log::{Log, LogConfig};
 use proptest::prelude::*;
 
@@ -69,7 +69,7 @@ proptest! {
     fn recovered_state_equals_the_live_durable_state(ops in proptest::collection::vec(op(), 1..150)) {
         let dir = tempfile::tempdir().unwrap();
         let config = LogConfig { dir: dir.path().to_path_buf(), segment_bytes: 2048 };
-        let (mut log, _) = Log::open(config.clone(), |_| {}).unwrap();
+        let (mut log, _) = Log::open(config.clone(), |_| Ok::<_, RecordError>(())).unwrap();
         let mut live = Broker::new();
         // Connection generation per client slot, so a reconnect is a new ConnId.
         let mut generation = [0u64; 3];
@@ -98,20 +98,26 @@ proptest! {
                 }
             };
             if let Some((c, command)) = command {
-                if !log.has_room(live.record_bound(&command)) {
-                    log.rotate(&live.metadata(), live.record_bound(&command)).unwrap();
+                let bound = live.record_bound(&command, herald_log::FRAME_HEADER_BYTES as u64);
+                if !log.has_room(bound) {
+                    log.rotate(live.metadata().iter().map(record::to_vec), bound).unwrap();
                 }
                 live.handle(c, command, NOW, &mut fx);
             }
             for change in fx.changes.drain(..) {
-                log.append(&change);
+                log.append_with(|buf| record::encode(&change, buf));
             }
             log.write().unwrap();
         }
         drop(log);
 
         let mut recovered = Broker::new();
-        let (_, report) = Log::open(config, |c| recovered.replay(c)).unwrap();
+        let mut decoder = record::Decoder::new();
+        let (_, report) = Log::open(config, |payload| {
+            recovered.replay(decoder.decode(payload)?);
+            Ok::<_, RecordError>(())
+        })
+        .unwrap();
         recovered.finish_replay();
         prop_assert!(report.torn_tail.is_none());
         prop_assert_eq!(view(&recovered), view(&live));
