@@ -152,10 +152,7 @@ impl Broker {
     /// lowest-priority queued events, oldest first, until it is within them.
     fn evict_overflow(&mut self, subs: &[SubKey], now: u64, fx: &mut Effects) {
         for &key in subs {
-            loop {
-                let Some(s) = self.subs[key].as_mut() else {
-                    break;
-                };
+            while let Some(s) = self.subs[key].as_mut() {
                 if !s.drops_on_overflow() || !s.is_over_limit() {
                     break;
                 }

@@ -43,6 +43,17 @@ pub struct SubscriptionStats {
     pub oldest_ms: u64,
 }
 
+/// One connection as the broker sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionView {
+    /// The durable name it holds, if any.
+    pub name: Option<Arc<str>>,
+    /// The topics it is subscribed to.
+    pub subscriptions: Vec<Arc<str>>,
+    /// Events it holds in flight, over all its subscriptions.
+    pub in_flight: usize,
+}
+
 /// What `peek` found (each entry as [`EntryView`]), with the topic name.
 #[derive(Debug, Clone)]
 pub struct PeekView {
@@ -103,22 +114,20 @@ impl Broker {
         names
     }
 
-    /// Connections the broker knows, with the topics each is subscribed to
-    /// and how many events it holds in flight.
-    pub fn connection_view(
-        &self,
-        conn: ConnId,
-    ) -> Option<(Option<Arc<str>>, Vec<Arc<str>>, usize)> {
+    /// What the broker knows of one connection (for the HTTP API).
+    pub fn connection_view(&self, conn: ConnId) -> Option<ConnectionView> {
         let c = self.conns.get(&conn)?;
-        let mut topics = Vec::new();
-        let mut in_flight = 0;
+        let mut view = ConnectionView {
+            name: c.name.clone(),
+            ..Default::default()
+        };
         for &(tid, key) in &c.subs {
-            topics.push(self.topics[tid].name.clone());
+            view.subscriptions.push(self.topics[tid].name.clone());
             if let Some(m) = self.sub(key).and_then(|s| s.member(conn)) {
-                in_flight += m.in_flight as usize;
+                view.in_flight += m.in_flight as usize;
             }
         }
-        Some((c.name.clone(), topics, in_flight))
+        Some(view)
     }
 
     pub(super) fn topics_json(&self) -> String {
