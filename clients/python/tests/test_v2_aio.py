@@ -9,7 +9,7 @@ import pytest
 import herald
 import herald.aio
 
-pytestmark = pytest.mark.v2
+
 
 
 def run(coro):

@@ -11,7 +11,7 @@ import pytest
 import herald
 from helpers import Broker, free_port, wait_until
 
-pytestmark = pytest.mark.v2
+pytestmark = pytest.mark.pending
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 import herald
 
-pytestmark = pytest.mark.v2
+
 
 
 def test_each_event_goes_to_one_member_of_the_group(addr):

@@ -9,7 +9,7 @@ import pytest
 import herald
 import herald.aio
 
-pytestmark = pytest.mark.v2
+
 
 
 def test_publish_returns_at_once_and_flush_confirms(addr):

@@ -11,7 +11,7 @@ import pytest
 import herald
 from helpers import wait_until
 
-pytestmark = pytest.mark.v2
+
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 import herald
 
-pytestmark = pytest.mark.v2
+
 
 
 @pytest.fixture
@@ -119,9 +119,11 @@ def test_backoff_delays_returns(c):
 
 def test_peek_shows_states_in_order_without_changing_anything(addr, c):
     sub = c.subscribe("jobs", prefetch=1)
-    c.publish_many("jobs", [{"id": "a", "msg": 1}, {"id": "b", "msg": 2, "priority": 5}])
+    c.publish("jobs", {"id": "a", "msg": 1})
+    # a is in flight before b arrives (in one batch, b's priority would win).
+    assert sub.get(timeout=10).id == "a"
+    c.publish("jobs", {"id": "b", "msg": 2, "priority": 5})
     c.publish("jobs", {"id": "later", "msg": 3}, delay=60)
-    sub.get(timeout=10)
     items = c.peek("jobs", 10)
     assert [(i["state"], i["event"]["id"]) for i in items] == [
         ("in_flight", "a"), ("queued", "b"), ("delayed", "later"),

@@ -246,27 +246,10 @@ fn subscription_stats_json(s: &SubscriptionStats) -> Value {
     v
 }
 
-/// The options as a JSON object with the keys and values of the `sub` reply.
+/// The options as the `sub` reply gives them (12.7: "`options` (as in the
+/// `sub` reply)"): `key=value` words, durations in ms; `""` for none.
 fn options_json(o: &SubOptions) -> Value {
-    let mut v = serde_json::Map::new();
-    for pair in o.to_string().split_whitespace() {
-        if let Some((key, value)) = pair.split_once('=') {
-            let value = match key {
-                "backoff" => json!(
-                    value
-                        .split(',')
-                        .filter_map(|d| d.parse::<u64>().ok())
-                        .collect::<Vec<_>>()
-                ),
-                "group" | "dead" | "overflow" => json!(value),
-                _ => value
-                    .parse::<u64>()
-                    .map_or_else(|_| json!(value), |n| json!(n)),
-            };
-            v.insert(key.to_string(), value);
-        }
-    }
-    Value::Object(v)
+    json!(o.to_string().trim_start())
 }
 
 /// The `peek` reply: `[{"state","deliveries","deadline_ms"?,"due_ms"?,"event"}]`.

@@ -73,7 +73,7 @@ fn groups_options_and_topic_ttl_survive() {
     let g = subs.iter().find(|s| s["group"] == "g").unwrap();
     assert_eq!(
         g["options"],
-        serde_json::json!({"group":"g","wait":30000,"backoff":[1000,5000],"max_deliveries":3,"dead":"none","age":2000,"limit":100,"limit_bytes":4096,"overflow":"drop"})
+        "group=g wait=30000 backoff=1000,5000 max_deliveries=3 dead=none age=2000 limit=100 limit_bytes=4096 overflow=drop"
     );
     assert_eq!(g["members"], 0);
     let alice = subs.iter().find(|s| s["name"] == "alice").unwrap();
