@@ -1,9 +1,10 @@
 //! [`Client`]: one connection to a broker, shared by any number of tasks.
 //!
-//! Each method builds its command line, checks what framing needs (names
-//! and ids must be single tokens, so that no argument can smuggle a second
-//! command onto the line) and hands the line to the connection task in
-//! `driver`. Methods that return `impl Future` queue their command at the
+//! Each method checks what framing needs (names and ids must be single
+//! tokens, so that no argument can smuggle a second command onto the line),
+//! builds its command line with `herald_proto` (a [`Command`], or the `pub`
+//! and `ack` fast paths) and hands the line to the connection task in
+//! `driver`; the reply comes back as a `herald_proto::Reply`. Methods that return `impl Future` queue their command at the
 //! call, before the first poll: calling `publish` ten thousand times and
 //! then awaiting the futures pipelines ten thousand commands.
 
@@ -11,14 +12,15 @@ use crate::delivery::Subscription;
 use crate::driver::{self, Handle, Kind, Settings};
 use crate::error::{Error, Result};
 use crate::event::Publish;
-use herald_proto::{ErrorCode, name};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use herald_proto::{Command, ErrorCode, Reply, name, write_ack_line, write_pub_line};
+use serde::Serialize;
 use std::time::{Duration, Instant};
 use tokio::net::ToSocketAddrs;
 use tokio::sync::mpsc;
 
-/// Longest event id, in bytes (PROTOCOL.md §3).
+pub use herald_proto::{Stats, TopicStats};
+
+/// Longest event id, in bytes (`docs/protocol.md` §4).
 const MAX_ID_BYTES: usize = 256;
 
 /// How to connect: as a durable subscriber, and whether to reconnect.
@@ -31,7 +33,7 @@ const MAX_ID_BYTES: usize = 256;
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
     /// Sends `name <name>` right after the greeting, making the connection
-    /// the durable subscriber of that name (PROTOCOL.md §6).
+    /// the durable subscriber of that name (`docs/protocol.md` §8).
     pub name: Option<String>,
     /// After the connection drops, connect again (pausing 50 ms, doubling
     /// up to 2 s between attempts, for as long as the client is in use),
@@ -92,37 +94,6 @@ pub struct Client {
     handle: Handle,
 }
 
-/// `stats` of one topic (PROTOCOL.md §8).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct TopicStats {
-    /// Subscribers of the topic, durable ones that are away included.
-    #[serde(default)]
-    pub subscribers: u64,
-    /// Events queued and not in flight, summed over the subscribers.
-    #[serde(default)]
-    pub pending: u64,
-    /// Events delivered and not acknowledged, summed over the subscribers.
-    #[serde(default)]
-    pub in_flight: u64,
-    /// Events accepted since the broker started (duplicates not counted).
-    #[serde(default)]
-    pub published: u64,
-    /// Fields added by newer brokers.
-    #[serde(flatten)]
-    pub other: serde_json::Map<String, serde_json::Value>,
-}
-
-/// The reply to `stats`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct Stats {
-    /// Per topic, by name.
-    #[serde(default)]
-    pub topics: BTreeMap<String, TopicStats>,
-    /// Fields added by newer brokers.
-    #[serde(flatten)]
-    pub other: serde_json::Map<String, serde_json::Value>,
-}
-
 fn check_topic(topic: &str) -> Result<()> {
     if name::is_valid(topic) {
         Ok(())
@@ -147,31 +118,19 @@ fn check_id(id: &str) -> Result<()> {
     }
 }
 
-fn line(parts: &[&str]) -> Vec<u8> {
-    let mut line = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            line.push(b' ');
-        }
-        line.extend_from_slice(part.as_bytes());
-    }
-    line.push(b'\n');
+/// The canonical line of `command`, LF included.
+fn line(command: &Command) -> Vec<u8> {
+    let mut line = Vec::new();
+    command.encode(&mut line);
     line
 }
 
-/// Checks that a `+OK` reply starts with `word`.
-fn expect_word(text: String, word: &str) -> Result<String> {
-    if text.split_whitespace().next() == Some(word) {
-        Ok(text)
-    } else {
-        Err(Error::Protocol(format!(
-            "expected '+OK {word} ...', got '+OK {text}'"
-        )))
-    }
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
-    serde_json::from_str(text)
+/// The JSON payload of a `+OK <json>` reply.
+fn parse_json<T: serde::de::DeserializeOwned>(reply: Reply) -> Result<T> {
+    let Reply::Json(text) = reply else {
+        return Err(Error::unexpected(&reply, "<json>"));
+    };
+    serde_json::from_str(&text)
         .map_err(|e| Error::Protocol(format!("bad JSON in reply '+OK {text}': {e}")))
 }
 
@@ -181,10 +140,21 @@ impl Handle {
         topic: &str,
         id: &str,
     ) -> impl Future<Output = Result<()>> + Send + 'static + use<> {
-        let call = check_topic(topic)
-            .and_then(|()| check_id(id))
-            .map(|()| self.call(line(&["ack", topic, id]), Kind::Ack));
-        async move { expect_word(call?.await?, "acked").map(drop) }
+        let call = check_topic(topic).and_then(|()| check_id(id)).map(|()| {
+            let mut line = Vec::with_capacity(topic.len() + id.len() + 6);
+            write_ack_line(&mut line, topic, id);
+            let kind = Kind::Ack {
+                topic: topic.into(),
+                id: id.into(),
+            };
+            self.call(line, kind)
+        });
+        async move {
+            match call?.await? {
+                Reply::Acked { .. } => Ok(()),
+                other => Err(Error::unexpected(&other, "acked")),
+            }
+        }
     }
 
     pub(crate) fn unsubscribe(
@@ -192,14 +162,23 @@ impl Handle {
         topic: &str,
     ) -> impl Future<Output = Result<()>> + Send + 'static + use<> {
         let call = check_topic(topic).map(|()| {
+            let command = Command::Unsub {
+                topic: topic.to_string(),
+                group: None,
+            };
             self.call(
-                line(&["unsub", topic]),
+                line(&command),
                 Kind::Unsub {
                     topic: topic.to_string(),
                 },
             )
         });
-        async move { expect_word(call?.await?, "unsubscribed").map(drop) }
+        async move {
+            match call?.await? {
+                Reply::Unsubscribed(_) => Ok(()),
+                other => Err(Error::unexpected(&other, "unsubscribed")),
+            }
+        }
     }
 
     fn publish_line(
@@ -208,22 +187,15 @@ impl Handle {
         json: Result<Vec<u8>>,
     ) -> impl Future<Output = Result<Publish>> + Send + 'static + use<> {
         let call = check_topic(topic).and(json).map(|json| {
-            let mut cmd = Vec::with_capacity(topic.len() + json.len() + 6);
-            cmd.extend_from_slice(b"pub ");
-            cmd.extend_from_slice(topic.as_bytes());
-            cmd.push(b' ');
-            cmd.extend_from_slice(&json);
-            cmd.push(b'\n');
-            self.call(cmd, Kind::Pub)
+            let mut line = Vec::with_capacity(topic.len() + json.len() + 6);
+            write_pub_line(&mut line, topic, &json);
+            self.call(line, Kind::Pub)
         });
         async move {
-            let text = call?.await?;
-            match text.split_whitespace().next() {
-                Some("published") => Ok(Publish::Published),
-                Some("duplicate") => Ok(Publish::Duplicate),
-                _ => Err(Error::Protocol(format!(
-                    "expected '+OK published' or '+OK duplicate', got '+OK {text}'"
-                ))),
+            match call?.await? {
+                Reply::Published { .. } => Ok(Publish::Published),
+                Reply::Duplicate { .. } => Ok(Publish::Duplicate),
+                other => Err(Error::unexpected(&other, "published' or '+OK duplicate")),
             }
         }
     }
@@ -285,18 +257,24 @@ impl Client {
     }
 
     /// Makes this connection the durable subscriber `name`
-    /// (PROTOCOL.md §6). Must come before the first `subscribe`.
+    /// (`docs/protocol.md` §8). Must come before the first `subscribe`.
     ///
     /// # Errors
     /// [`Error::Server`] with `bad_state` (after a subscribe, or named
     /// twice) or `name_in_use`; [`Error::Invalid`] for a bad name.
     pub async fn name(&self, name: &str) -> Result<()> {
         check_name(name)?;
-        let text = self
+        let command = Command::Name {
+            name: name.to_string(),
+        };
+        match self
             .handle
-            .call(line(&["name", name]), Kind::Name(name.to_string()))
-            .await?;
-        expect_word(text, "name").map(drop)
+            .call(line(&command), Kind::Name(name.to_string()))
+            .await?
+        {
+            Reply::Named(_) => Ok(()),
+            other => Err(Error::unexpected(&other, "name")),
+        }
     }
 
     /// Publishes `event` (serialized as JSON: an [`crate::Event`], a
@@ -337,7 +315,8 @@ impl Client {
 
     /// Publishes an event given as JSON text, sent as is (the broker
     /// validates it). CR and LF are turned into spaces, so the event stays
-    /// on one line; in valid JSON they can only be whitespace between tokens.
+    /// on one line; in valid JSON they can only be whitespace between tokens
+    /// (`herald_proto::write_pub_line`).
     ///
     /// # Errors
     /// As [`Client::publish`].
@@ -346,11 +325,8 @@ impl Client {
         topic: &str,
         json: &str,
     ) -> impl Future<Output = Result<Publish>> + Send + 'static + use<> {
-        let json = json
-            .bytes()
-            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b })
-            .collect();
-        self.handle.publish_line(topic, Ok(json))
+        self.handle
+            .publish_line(topic, Ok(json.as_bytes().to_vec()))
     }
 
     /// Subscribes to an existing `topic`, holding at most `prefetch`
@@ -376,11 +352,15 @@ impl Client {
             prefetch,
             tx,
         };
-        let text = self
-            .handle
-            .call(line(&["sub", topic, &prefetch.to_string()]), kind)
-            .await?;
-        expect_word(text, "subscribed")?;
+        let command = Command::Sub {
+            topic: topic.to_string(),
+            prefetch,
+            options: Default::default(),
+        };
+        match self.handle.call(line(&command), kind).await? {
+            Reply::Subscribed { .. } => {}
+            other => return Err(Error::unexpected(&other, "subscribed")),
+        }
         Ok(Subscription::new(
             topic.to_string(),
             rx,
@@ -415,11 +395,14 @@ impl Client {
     /// [`Error::Invalid`] for a bad topic name.
     pub async fn create(&self, topic: &str) -> Result<()> {
         check_topic(topic)?;
-        let text = self
-            .handle
-            .call(line(&["create", topic]), Kind::Other)
-            .await?;
-        expect_word(text, "created").map(drop)
+        let command = Command::Create {
+            topic: topic.to_string(),
+            ttl_ms: None,
+        };
+        match self.handle.call(line(&command), Kind::Other).await? {
+            Reply::Created(_) => Ok(()),
+            other => Err(Error::unexpected(&other, "created")),
+        }
     }
 
     /// The names of every topic.
@@ -427,8 +410,11 @@ impl Client {
     /// # Errors
     /// [`Error::Closed`] or [`Error::Protocol`].
     pub async fn topics(&self) -> Result<Vec<String>> {
-        let text = self.handle.call(line(&["topics"]), Kind::Other).await?;
-        parse_json(&text)
+        parse_json(
+            self.handle
+                .call(line(&Command::Topics), Kind::Other)
+                .await?,
+        )
     }
 
     /// Counters of every topic, or of one.
@@ -436,8 +422,7 @@ impl Client {
     /// # Errors
     /// [`Error::Server`] with `no_topic` for a topic that does not exist.
     pub async fn stats(&self, topic: Option<&str>) -> Result<Stats> {
-        let text = self.stats_text(topic).await?;
-        parse_json(&text)
+        parse_json(self.stats_reply(topic).await?)
     }
 
     /// Like [`Client::stats`], as the broker's JSON (with any field a newer
@@ -446,19 +431,17 @@ impl Client {
     /// # Errors
     /// As [`Client::stats`].
     pub async fn stats_json(&self, topic: Option<&str>) -> Result<serde_json::Value> {
-        let text = self.stats_text(topic).await?;
-        parse_json(&text)
+        parse_json(self.stats_reply(topic).await?)
     }
 
-    async fn stats_text(&self, topic: Option<&str>) -> Result<String> {
-        let cmd = match topic {
-            Some(topic) => {
-                check_topic(topic)?;
-                line(&["stats", topic])
-            }
-            None => line(&["stats"]),
+    async fn stats_reply(&self, topic: Option<&str>) -> Result<Reply> {
+        if let Some(topic) = topic {
+            check_topic(topic)?;
+        }
+        let command = Command::Stats {
+            topic: topic.map(str::to_string),
         };
-        self.handle.call(cmd, Kind::Other).await
+        self.handle.call(line(&command), Kind::Other).await
     }
 
     /// Sends `ping` and returns the round-trip time.
@@ -467,9 +450,10 @@ impl Client {
     /// [`Error::Closed`] or [`Error::Protocol`].
     pub async fn ping(&self) -> Result<Duration> {
         let start = Instant::now();
-        let text = self.handle.call(line(&["ping"]), Kind::Other).await?;
-        expect_word(text, "pong")?;
-        Ok(start.elapsed())
+        match self.handle.call(line(&Command::Ping), Kind::Other).await? {
+            Reply::Pong => Ok(start.elapsed()),
+            other => Err(Error::unexpected(&other, "pong")),
+        }
     }
 
     /// Sends `quit` and waits for the broker to close the connection; no
@@ -479,8 +463,10 @@ impl Client {
     /// # Errors
     /// [`Error::Protocol`] if the broker does not answer `+OK bye`.
     pub async fn close(&self) -> Result<()> {
-        let text = self.handle.call(line(&["quit"]), Kind::Quit).await?;
-        expect_word(text, "bye").map(drop)
+        match self.handle.call(line(&Command::Quit), Kind::Quit).await? {
+            Reply::Bye => Ok(()),
+            other => Err(Error::unexpected(&other, "bye")),
+        }
     }
 }
 
@@ -526,22 +512,31 @@ mod tests {
 
     #[test]
     fn command_lines_end_with_lf() {
-        assert_eq!(line(&["ack", "t", "1"]), b"ack t 1\n");
-        assert_eq!(line(&["topics"]), b"topics\n");
+        let ack = Command::Ack {
+            topic: "t".into(),
+            id: "1".into(),
+        };
+        assert_eq!(line(&ack), b"ack t 1\n");
+        assert_eq!(line(&Command::Topics), b"topics\n");
     }
 
     #[test]
-    fn stats_keep_unknown_fields() {
-        let stats: Stats = parse_json(
-            r#"{"topics":{"t":{"subscribers":2,"pending":5,"in_flight":1,"published":40,"bytes":9}},"uptime":3}"#,
+    fn stats_read_a_newer_broker() {
+        let reply = Reply::parse(
+            r#"+OK {"topics":{"t":{"subscribers":2,"pending":5,"in_flight":1,"published":40,"bytes":9}},"uptime":3}"#,
         )
         .unwrap();
+        let stats: Stats = parse_json(reply).unwrap();
         let t = &stats.topics["t"];
         assert_eq!(
             (t.subscribers, t.pending, t.in_flight, t.published),
             (2, 5, 1, 40)
         );
-        assert_eq!(t.other["bytes"], 9);
-        assert_eq!(stats.other["uptime"], 3);
+    }
+
+    #[test]
+    fn a_reply_of_the_wrong_kind_is_a_protocol_error() {
+        let err = parse_json::<Stats>(Reply::Pong).unwrap_err();
+        assert!(matches!(err, Error::Protocol(_)), "{err:?}");
     }
 }

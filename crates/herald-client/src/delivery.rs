@@ -1,18 +1,20 @@
 //! What a subscriber receives: [`Delivery`] values through a [`Subscription`].
 //!
-//! The connection task parses each delivery line once, routes it by its
-//! `topic` field to the subscription's channel, and gives it a handle to the
-//! connection so that [`Delivery::ack`] needs nothing else.
+//! The connection task reads each delivery line once (with
+//! `herald_proto::ParsedDelivery`, the same definition the broker writes
+//! with), routes it by its `topic` field to the subscription's channel, and
+//! gives it a handle to the connection so that [`Delivery::ack`] needs
+//! nothing else.
 
 use crate::driver::Handle;
 use crate::error::{Error, Result};
-use serde::Deserialize;
+use herald_proto::ParsedDelivery;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 
-/// One event delivered to a subscription (PROTOCOL.md §5).
+/// One event delivered to a subscription (`docs/protocol.md` §5).
 #[derive(Debug, Clone)]
 pub struct Delivery {
     /// The topic it was published to.
@@ -25,59 +27,51 @@ pub struct Delivery {
     pub msg: serde_json::Value,
     /// When the broker accepted it, in milliseconds since the Unix epoch.
     pub timestamp: u64,
-    /// `true` when it was delivered before (before a disconnect or a
-    /// broker restart) and not acknowledged.
+    /// `true` when it was delivered before (before a disconnect, a
+    /// broker restart or a missed deadline) and not acknowledged.
     pub redelivered: bool,
     /// The delivery line exactly as the broker sent it (one JSON object),
     /// with every field the publisher added.
     pub raw: String,
+    deliveries: u32,
     handle: Option<Handle>,
 }
 
-/// The fields of a delivery line the client reads; others stay in `raw`.
-#[derive(Deserialize)]
-struct Wire {
-    topic: String,
-    id: WireId,
-    #[serde(default)]
-    priority: u8,
-    #[serde(default)]
-    msg: serde_json::Value,
-    #[serde(default)]
-    timestamp: u64,
-    #[serde(default)]
-    redelivered: bool,
-}
-
-/// The broker sends ids as strings; accept an integer too.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum WireId {
-    Text(String),
-    Number(u64),
-}
-
 impl Delivery {
-    /// Parses a delivery line (without its CRLF).
+    /// Parses a delivery line (with or without its CRLF).
     ///
     /// # Errors
     /// [`Error::Protocol`] if the line is not a delivery object.
     pub fn parse(line: &str) -> Result<Delivery> {
-        let wire: Wire = serde_json::from_str(line)
-            .map_err(|e| Error::Protocol(format!("bad delivery line: {e}")))?;
+        let parsed = ParsedDelivery::parse(line).map_err(|e| Error::Protocol(e.to_string()))?;
+        Delivery::from_parsed(&parsed, line)
+    }
+
+    /// The delivery of `parsed`, read from `line`.
+    pub(crate) fn from_parsed(parsed: &ParsedDelivery<'_>, line: &str) -> Result<Delivery> {
+        let msg = match parsed.msg {
+            Some(raw) => serde_json::from_str(raw)
+                .map_err(|e| Error::Protocol(format!("bad msg in a delivery: {e}")))?,
+            None => serde_json::Value::Null,
+        };
         Ok(Delivery {
-            topic: wire.topic,
-            id: match wire.id {
-                WireId::Text(s) => s,
-                WireId::Number(n) => n.to_string(),
-            },
-            priority: wire.priority,
-            msg: wire.msg,
-            timestamp: wire.timestamp,
-            redelivered: wire.redelivered,
-            raw: line.to_string(),
+            topic: parsed.topic.to_string(),
+            id: parsed.id.to_string(),
+            priority: parsed.priority,
+            msg,
+            timestamp: parsed.timestamp,
+            redelivered: parsed.redelivered,
+            raw: line.trim_end_matches(['\r', '\n']).to_string(),
+            deliveries: parsed.deliveries,
             handle: None,
         })
+    }
+
+    /// The times this subscription has been sent this event, this time
+    /// included: 1 for a first delivery, 2 or more for a redelivery (a
+    /// version 1 broker does not count: its redeliveries read as 2).
+    pub fn deliveries(&self) -> u32 {
+        self.deliveries
     }
 
     pub(crate) fn with_handle(mut self, handle: Handle) -> Delivery {
@@ -201,6 +195,7 @@ mod tests {
         assert_eq!(d.msg, "tweet 1");
         assert_eq!(d.timestamp, 1650054011933);
         assert!(!d.redelivered);
+        assert_eq!(d.deliveries(), 1);
         assert_eq!(d.raw, line);
         assert_eq!(d.to_value().unwrap()["lang"], "en");
     }
@@ -213,6 +208,16 @@ mod tests {
         assert_eq!(d.id, "7");
         assert!(d.redelivered);
         assert_eq!(d.msg["a"], 1);
+        assert_eq!(d.deliveries(), 2);
+    }
+
+    #[test]
+    fn parses_a_counted_redelivery() {
+        let line = r#"{"topic":"t","id":"7","priority":0,"msg":1,"timestamp":1,"redelivered":true,"deliveries":5}"#;
+        let d = Delivery::parse(&format!("{line}\r\n")).unwrap();
+        assert!(d.redelivered);
+        assert_eq!(d.deliveries(), 5);
+        assert_eq!(d.raw, line);
     }
 
     #[test]

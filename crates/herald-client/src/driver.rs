@@ -7,13 +7,15 @@
 //! the front of the queue: the protocol answers every command exactly once
 //! and in order, so FIFO matching is exact. Lines starting with `{` are
 //! deliveries, routed by their `topic` field to the subscription's channel.
+//! Lines are read with `herald_proto::ServerLine` and command lines written
+//! with `herald_proto::Command`, the definitions the broker uses.
 //!
 //! Reading and writing share one `select!` with a non-blocking partial write
 //! (`write_buf`), never a blocking `write_all`: a caller may pipeline
 //! thousands of commands, and a task stuck writing while the broker waits
 //! for us to read its replies would deadlock both sides.
 //!
-//! Reconnecting (named durable subscribers, PROTOCOL.md §6): when the
+//! Reconnecting (named durable subscribers, `docs/protocol.md` §8): when the
 //! connection drops, every command sent but unanswered and every command
 //! queued since is kept; after a new connection has sent `name` (and got
 //! `+OK`), the task resubscribes every live subscription, then resends the
@@ -27,9 +29,12 @@
 use crate::delivery::Delivery;
 use crate::error::{Error, Result};
 use bytes::BytesMut;
-use herald_proto::{ErrorCode, Frame, LineDecoder};
+use herald_proto::{
+    Command, ErrorCode, Frame, LineDecoder, Reply, ReplyParseError, ServerLine, ServerLineError,
+};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -56,8 +61,8 @@ pub(crate) enum Kind {
     /// it had been stored).
     Pub,
     /// `ack`: resent after a reconnect; `no_event` then means it had been
-    /// applied before the drop, and counts as success.
-    Ack,
+    /// applied before the drop, and counts as the `+OK acked` it got then.
+    Ack { topic: Arc<str>, id: Arc<str> },
     /// `sub`: installs the route.
     Sub {
         topic: String,
@@ -82,8 +87,8 @@ pub(crate) struct Request {
     /// The command line, LF included.
     pub line: Vec<u8>,
     pub kind: Kind,
-    /// Where the reply goes: the text after `+OK `, or the error.
-    pub reply: Option<oneshot::Sender<Result<String>>>,
+    /// Where the reply goes: the `+OK` reply, or the error.
+    pub reply: Option<oneshot::Sender<Result<Reply>>>,
     /// Sent again after a reconnect.
     pub retried: bool,
 }
@@ -101,7 +106,7 @@ impl Handle {
         &self,
         line: Vec<u8>,
         kind: Kind,
-    ) -> impl Future<Output = Result<String>> + Send + 'static + use<> {
+    ) -> impl Future<Output = Result<Reply>> + Send + 'static + use<> {
         let (reply, rx) = oneshot::channel();
         let sent = self
             .tx
@@ -173,39 +178,43 @@ async fn open(settings: &Settings) -> Result<Conn> {
         out: BytesMut::new(),
     };
     let greeting = conn.read_line().await?;
-    match reply_result(&greeting) {
-        Some(Ok(_)) => {}
-        // A broker that refuses the connection says why.
-        Some(Err(e)) => return Err(e),
-        None => return Err(Error::Protocol(format!("unexpected greeting: {greeting}"))),
+    match Reply::parse(&greeting) {
+        Ok(reply) => {
+            // A broker that refuses the connection says why.
+            if let Some(refused) = Error::from_reply(&reply) {
+                return Err(refused);
+            }
+        }
+        // The contract promises only that the greeting is a `+OK` line:
+        // any wording is fine.
+        Err(ReplyParseError::UnknownReply(_)) => {}
+        Err(_) => return Err(Error::Protocol(format!("unexpected greeting: {greeting}"))),
     }
     if let Some(name) = &settings.name {
         // Named before anything else is pipelined: a `sub` sent behind a
         // refused `name` would subscribe an anonymous subscriber.
-        conn.stream
-            .write_all(format!("name {name}\n").as_bytes())
-            .await?;
+        let mut line = Vec::new();
+        Command::Name { name: name.clone() }.encode(&mut line);
+        conn.stream.write_all(&line).await?;
         let reply = conn.read_line().await?;
-        match reply_result(&reply) {
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(e),
-            None => {
-                return Err(Error::Protocol(format!(
-                    "unexpected reply to name: {reply}"
-                )));
-            }
+        match reply_result(Reply::parse(&reply).map_err(Into::into)) {
+            Ok(Reply::Named(_)) => {}
+            Ok(other) => return Err(Error::unexpected(&other, "name")),
+            Err(e) => return Err(e),
         }
     }
     Ok(conn)
 }
 
-/// `Some` for a reply line, with the text after `+OK ` or the error.
-fn reply_result(line: &str) -> Option<Result<String>> {
-    if let Some(rest) = line.strip_prefix("+OK") {
-        Some(Ok(rest.trim_start().to_string()))
-    } else {
-        line.strip_prefix("-ERR")
-            .map(|rest| Err(Error::from_err_line(rest)))
+/// The outcome of a reply line for the command it answers: `-ERR` becomes
+/// [`Error::Server`], a line that is no reply [`Error::Protocol`].
+fn reply_result(reply: Result<Reply, ServerLineError>) -> Result<Reply> {
+    match reply {
+        Ok(reply) => match Error::from_reply(&reply) {
+            Some(err) => Err(err),
+            None => Ok(reply),
+        },
+        Err(e) => Err(Error::Protocol(e.to_string())),
     }
 }
 
@@ -351,24 +360,24 @@ impl Driver {
                 )));
                 continue;
             };
-            if line.starts_with('{') {
-                self.deliver(line);
-            } else if let Some(result) = reply_result(line) {
-                self.resolve(result);
-            } else if !line.trim().is_empty() {
-                self.resolve(Err(Error::Protocol(format!("unexpected line: {line}"))));
+            if herald_proto::is_blank(line.as_bytes()) {
+                continue;
+            }
+            match ServerLine::parse(line) {
+                Ok(ServerLine::Delivery(parsed)) => match Delivery::from_parsed(&parsed, line) {
+                    Ok(delivery) => self.deliver(delivery),
+                    Err(e) => warn!(cause = %e, "ignored a malformed delivery"),
+                },
+                Err(ServerLineError::Delivery(e)) => {
+                    warn!(cause = %e, "ignored a malformed delivery");
+                }
+                Ok(ServerLine::Reply(reply)) => self.resolve(reply_result(Ok(reply))),
+                Err(e) => self.resolve(reply_result(Err(e))),
             }
         }
     }
 
-    fn deliver(&mut self, line: &str) {
-        let delivery = match Delivery::parse(line) {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(cause = %e, "ignored a malformed delivery");
-                return;
-            }
-        };
+    fn deliver(&mut self, delivery: Delivery) {
         let Some(route) = self.routes.get(&delivery.topic) else {
             debug!(topic = %delivery.topic, "delivery for a topic with no subscription");
             return;
@@ -384,23 +393,26 @@ impl Driver {
     }
 
     /// Answers the oldest pending request.
-    fn resolve(&mut self, result: Result<String>) {
+    fn resolve(&mut self, result: Result<Reply>) {
         let Some(req) = self.pending.pop_front() else {
             warn!(reply = ?result, "the broker sent a reply to no command");
             return;
         };
         let result = match (result, &req.kind) {
             // A resent ack or unsub that the broker had applied before the
-            // connection dropped.
-            (Err(Error::Server { code, .. }), Kind::Ack)
+            // connection dropped: the reply it got then.
+            (Err(Error::Server { code, .. }), Kind::Ack { topic, id })
                 if req.retried && code == ErrorCode::NoEvent =>
             {
-                Ok("acked".to_string())
+                Ok(Reply::Acked {
+                    topic: topic.clone(),
+                    id: id.clone(),
+                })
             }
-            (Err(Error::Server { code, .. }), Kind::Unsub { .. })
+            (Err(Error::Server { code, .. }), Kind::Unsub { topic })
                 if req.retried && code == ErrorCode::NotSubscribed =>
             {
-                Ok("unsubscribed".to_string())
+                Ok(Reply::Unsubscribed(topic.as_str().into()))
             }
             (result, _) => result,
         };
@@ -440,7 +452,7 @@ impl Driver {
                 // The new connection is named during the handshake.
                 Kind::Name(name) if self.settings.name.as_ref() == Some(name) => {
                     if let Some(reply) = req.reply.take() {
-                        let _ = reply.send(Ok(format!("name {name}")));
+                        let _ = reply.send(Ok(Reply::Named(name.as_str().into())));
                     }
                     continue;
                 }
@@ -497,7 +509,13 @@ impl Driver {
             .map(|(topic, route)| (topic.clone(), route.prefetch))
             .collect();
         for (topic, prefetch) in subs {
-            let line = format!("sub {topic} {prefetch}\n").into_bytes();
+            let mut line = Vec::new();
+            Command::Sub {
+                topic: topic.clone(),
+                prefetch,
+                options: Default::default(),
+            }
+            .encode(&mut line);
             self.send(
                 &mut conn.out,
                 Request {
@@ -522,7 +540,7 @@ impl Driver {
             let ok_anyway = matches!(req.kind, Kind::Quit);
             if let Some(reply) = req.reply {
                 let _ = reply.send(if ok_anyway {
-                    Ok("bye".into())
+                    Ok(Reply::Bye)
                 } else {
                     Err(Error::Closed)
                 });
@@ -534,5 +552,27 @@ impl Driver {
             }
         }
         self.routes.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(line: &str) -> Result<Reply> {
+        reply_result(Reply::parse(line).map_err(Into::into))
+    }
+
+    #[test]
+    fn replies_resolve_to_their_outcome() {
+        assert!(matches!(result("+OK pong"), Ok(Reply::Pong)));
+        assert_eq!(
+            result("-ERR no_event nope").unwrap_err().code(),
+            Some(ErrorCode::NoEvent)
+        );
+        // A code this client does not know, or a line that is no reply.
+        for line in ["-ERR whatever happened", "+OK shiny new reply", "hello"] {
+            assert!(matches!(result(line), Err(Error::Protocol(_))), "{line}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The client's error type: one variant per way a command can fail.
 
-use herald_proto::ErrorCode;
+use herald_proto::{ErrorCode, Reply};
 
 /// Why a client call failed.
 ///
@@ -58,20 +58,24 @@ impl Error {
         }
     }
 
-    /// Parses the text after `-ERR ` into a [`Error::Server`].
-    pub(crate) fn from_err_line(rest: &str) -> Error {
-        let rest = rest.trim_start();
-        let (word, message) = match rest.split_once([' ', '\t']) {
-            Some((w, m)) => (w, m.trim()),
-            None => (rest, ""),
-        };
-        match ErrorCode::from_wire(word) {
-            Some(code) => Error::Server {
-                code,
-                message: message.to_string(),
-            },
-            None => Error::Protocol(format!("unknown error code in '-ERR {rest}'")),
+    /// The error of a reply line: [`Error::Server`] for `-ERR`, `None` for
+    /// any other reply.
+    pub(crate) fn from_reply(reply: &Reply) -> Option<Error> {
+        match reply {
+            Reply::Error { code, text } => Some(Error::Server {
+                code: *code,
+                message: text.clone(),
+            }),
+            _ => None,
         }
+    }
+
+    /// A reply that is not the one the command calls for.
+    pub(crate) fn unexpected(reply: &Reply, expected: &str) -> Error {
+        Error::Protocol(format!(
+            "expected '+OK {expected} ...', got '{}'",
+            reply.to_line()
+        ))
     }
 }
 
@@ -85,7 +89,8 @@ mod tests {
     #[test]
     fn every_wire_code_maps_to_its_variant() {
         for code in ErrorCode::ALL {
-            let err = Error::from_err_line(&format!("{} some text", code.as_str()));
+            let reply = Reply::parse(&format!("-ERR {} some text", code.as_str())).unwrap();
+            let err = Error::from_reply(&reply).unwrap();
             assert!(
                 matches!(&err, Error::Server { code: c, message } if *c == code && message == "some text"),
                 "{err:?}"
@@ -96,14 +101,8 @@ mod tests {
 
     #[test]
     fn a_code_without_text_is_still_a_server_error() {
-        let err = Error::from_err_line("no_topic");
+        let err = Error::from_reply(&Reply::parse("-ERR no_topic").unwrap()).unwrap();
         assert_eq!(err.code(), Some(ErrorCode::NoTopic));
-    }
-
-    #[test]
-    fn an_unknown_code_is_a_protocol_error() {
-        let err = Error::from_err_line("whatever happened");
-        assert!(matches!(err, Error::Protocol(_)), "{err:?}");
-        assert_eq!(err.code(), None);
+        assert!(Error::from_reply(&Reply::Pong).is_none());
     }
 }

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-/// An event in the shape of PROTOCOL.md §3: `id`, optional `priority`, `msg`.
+/// An event in the shape of `docs/protocol.md` §4: `id`, optional `priority`, `msg`.
 ///
 /// Any other serializable value works with [`crate::Client::publish`] too
 /// (a struct of your own, `serde_json::json!({...})`); this builder is for

@@ -27,8 +27,9 @@
 //! - [`error`]: [`Error`], whose [`Error::code`] gives the wire code of any
 //!   rejection.
 //!
-//! The wire format itself (framing, error codes, name rules) comes from
-//! `herald-proto`, shared with the server.
+//! The wire format itself (framing, command lines, replies, deliveries,
+//! error codes, `stats` JSON, name rules) comes from `herald-proto`, shared
+//! with the server: this crate writes and reads no protocol text by hand.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -52,12 +52,21 @@ fn queue(c: &mut Criterion) {
 fn broker(c: &mut Criterion) {
     let mut broker = Broker::new();
     let mut fx = Effects::new();
-    broker.handle(ConnId(1), Command::Create { topic: "t".into() }, 0, &mut fx);
+    broker.handle(
+        ConnId(1),
+        Command::Create {
+            topic: "t".into(),
+            ttl_ms: None,
+        },
+        0,
+        &mut fx,
+    );
     broker.handle(
         ConnId(1),
         Command::Sub {
             topic: "t".into(),
             prefetch: 1,
+            options: Default::default(),
         },
         0,
         &mut fx,

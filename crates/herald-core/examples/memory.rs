@@ -30,13 +30,22 @@ fn main() {
     let before = rss_kib();
     let mut broker = Broker::new();
     let mut fx = Effects::new();
-    broker.handle(ConnId(0), Command::Create { topic: "t".into() }, 0, &mut fx);
+    broker.handle(
+        ConnId(0),
+        Command::Create {
+            topic: "t".into(),
+            ttl_ms: None,
+        },
+        0,
+        &mut fx,
+    );
     for s in 1..=subscribers {
         broker.handle(
             ConnId(s),
             Command::Sub {
                 topic: "t".into(),
                 prefetch: 1,
+                options: Default::default(),
             },
             0,
             &mut fx,

@@ -204,11 +204,18 @@ impl Broker {
         }
         match command {
             Command::Pub { topic, event } => self.publish(conn, &topic, event, now_ms, fx),
-            Command::Sub { topic, prefetch } => self.subscribe(conn, &topic, prefetch, fx),
-            Command::Unsub { topic } => self.unsubscribe(conn, &topic, fx),
+            Command::Sub {
+                topic,
+                prefetch,
+                options,
+            } if options.is_empty() => self.subscribe(conn, &topic, prefetch, fx),
+            Command::Unsub { topic, group: None } => self.unsubscribe(conn, &topic, fx),
             Command::Ack { topic, id } => self.ack(conn, &topic, &id, fx),
             Command::Name { name } => self.name(conn, &name, fx),
-            Command::Create { topic } => {
+            Command::Create {
+                topic,
+                ttl_ms: None,
+            } => {
                 let tid = self.topic_or_create(&topic, fx);
                 let name = self.topics[tid].name.clone();
                 fx.reply(conn, Reply::Created(name));
@@ -222,6 +229,18 @@ impl Broker {
             },
             Command::Ping => fx.reply(conn, Reply::Pong),
             Command::Quit => fx.reply(conn, Reply::Bye),
+            // v2: not implemented yet
+            Command::Sub { .. }
+            | Command::Unsub { .. }
+            | Command::Create { .. }
+            | Command::Nack { .. }
+            | Command::Touch { .. }
+            | Command::Peek { .. }
+            | Command::Replies { .. }
+            | Command::Auth { .. }
+            | Command::Cluster => {
+                fx.error(conn, ErrorCode::UnknownCommand, "not implemented yet");
+            }
         }
     }
 
@@ -444,7 +463,7 @@ impl Broker {
                 prefetch,
             });
         }
-        fx.reply(conn, Reply::Subscribed(topic_name));
+        fx.reply(conn, Reply::subscribed(topic_name));
         self.deliver(tid, sid, fx);
     }
 

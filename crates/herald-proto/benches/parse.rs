@@ -1,11 +1,11 @@
-//! Hot-path costs of the protocol: parsing a typical `pub` line, and
-//! splitting a read buffer into lines.
+//! Hot-path costs of the protocol: parsing a typical `pub` line,
+//! splitting a read buffer into lines, and writing a delivery line.
 
 use std::hint::black_box;
 
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use herald_proto::{Frame, LineDecoder, MAX_LINE_BYTES, parse_line};
+use herald_proto::{Command, Delivery, Frame, LineDecoder, MAX_LINE_BYTES, parse_line};
 
 /// A `pub` line of about 100 bytes, the size of a small real event.
 fn pub_line() -> String {
@@ -70,5 +70,32 @@ fn decode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse, decode);
+fn encode(c: &mut Criterion) {
+    let Ok(Some(Command::Pub { topic, event })) = parse_line(pub_line().as_bytes()) else {
+        panic!("the bench line is a pub");
+    };
+    let mut group = c.benchmark_group("encode");
+    group.throughput(Throughput::Elements(1));
+    let mut out = BytesMut::with_capacity(4096);
+    for (name, deliveries) in [("delivery_first", 1), ("delivery_again", 2)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                Delivery {
+                    topic: black_box(&topic),
+                    id: black_box(&event.id),
+                    priority: event.priority,
+                    fields: black_box(&event.fields),
+                    timestamp: 1_650_054_011_933,
+                    deliveries,
+                }
+                .encode(&mut out);
+                out.len()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, parse, decode, encode);
 criterion_main!(benches);

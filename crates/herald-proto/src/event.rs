@@ -1,55 +1,69 @@
-//! The JSON event of a `pub`: validation, and the delivery line.
+//! The JSON event of a `pub`: validation, and what is stored of it.
 //!
-//! This module owns the event rules of PROTOCOL.md §3 and the delivery shape
-//! of §5. It does not know topics exist beyond their name, nor queues, clocks
-//! or storage.
+//! This module owns the event rules of `docs/protocol.md` §4 (§3 of the
+//! contract) and the publisher's time fields of §13.1-§13.2. It does not
+//! know topics exist beyond their name, nor queues, clocks or storage:
+//! whether a `not_before` is at most 30 days ahead needs a clock, so that
+//! check is the broker's.
 //!
 //! What is stored per event is only what the publisher chose: the id, the
 //! priority and [`EventInput::fields`], the other fields as JSON text. The
 //! parts every event has (`topic`, `id`, `priority`, `timestamp`) are written
-//! around them at delivery time ([`Delivery::encode`]), which keeps a pending
-//! event about 60 bytes smaller than storing the whole delivery line.
+//! around them at delivery time ([`crate::Delivery::encode`]), which keeps a
+//! pending event about 60 bytes smaller than storing the whole delivery line.
 //!
 //! Invariants of [`EventInput::fields`]:
 //! - it is a sequence of `,"<key>":<value>` for every field but `id` and
 //!   `priority`, in the order the publisher sent them, values byte for byte
-//!   but for CR and LF;
+//!   but for CR and LF, keys escaped only where JSON requires;
 //! - it holds no CR or LF, so a delivery is one line whatever clients split on
 //!   (a raw value's CR or LF can only be whitespace between tokens, and
 //!   becomes a space);
-//! - it holds none of the names the broker adds (`topic`, `timestamp`,
-//!   `redelivered`), so adding them cannot create a duplicate key.
+//! - it holds none of the names the broker adds ([`RESERVED_FIELDS`]), so
+//!   adding them cannot create a duplicate key;
+//! - the time fields (`ttl_ms`, `delay_ms`, `not_before`) stay in it, as
+//!   sent: they are delivered unchanged, and also read into
+//!   [`EventInput::ttl_ms`] and friends.
 //!
 //! Parsing never builds a `serde_json::Value`: keys are borrowed from the
 //! line when they have no escapes and values are borrowed as raw JSON text,
 //! so validating an event costs one pass of the JSON scanner and three
 //! allocations (the field list, the id and the body).
 
-use std::borrow::Cow;
 use std::collections::HashSet;
-use std::fmt;
 
-use bytes::{BufMut, BytesMut};
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+
+use crate::duration;
+use crate::json::{
+    Members, check_surrogates, is_digits, is_json_whitespace, quotable_key, write_member,
+};
 
 /// Longest string id, in bytes.
 pub const MAX_ID_BYTES: usize = 256;
 
 /// Field names the broker sets; a published event may not carry them.
-pub const RESERVED_FIELDS: [&str; 3] = ["topic", "timestamp", "redelivered"];
+pub const RESERVED_FIELDS: [&str; 5] = ["topic", "timestamp", "redelivered", "deliveries", "dead"];
+
+/// Field names a publisher may set to ask for time-based handling
+/// (§13.1-§13.2); each must be a JSON integer literal in its range.
+pub const TIME_FIELDS: [&str; 3] = ["ttl_ms", "delay_ms", "not_before"];
 
 /// Up to this many fields, duplicate keys are found by comparing every pair,
 /// which beats hashing for the usual three or four fields; above it a set
 /// keeps a field-stuffed 1 MiB line from costing quadratic time.
 const PAIRWISE_DUPLICATE_CHECK_MAX: usize = 16;
 
-/// Longest key quoted back in an error reason, in bytes.
-const MAX_QUOTED_KEY_BYTES: usize = 64;
-
 const BAD_ID: &str = "field 'id' must be a string of 1 to 256 bytes without whitespace \
                       or control characters, or a non-negative integer that fits in 64 bits";
 const BAD_PRIORITY: &str = "field 'priority' must be an integer literal from 0 to 255";
+const BAD_TTL: &str =
+    "field 'ttl_ms' must be an integer literal from 1 to 2592000000 (30 days in ms)";
+const BAD_DELAY: &str =
+    "field 'delay_ms' must be an integer literal from 0 to 2592000000 (30 days in ms)";
+const BAD_NOT_BEFORE: &str =
+    "field 'not_before' must be a non-negative integer literal (ms since the Unix epoch)";
+const DELAY_AND_NOT_BEFORE: &str = "give 'delay_ms' or 'not_before', not both";
 
 /// A validated event, ready to be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +72,16 @@ pub struct EventInput {
     pub id: String,
     /// 0..=255, default 0.
     pub priority: u8,
+    /// `ttl_ms`: time to live from the event's timestamp, 1 ms to 30 days
+    /// (§13.1). Also in `fields`.
+    pub ttl_ms: Option<u64>,
+    /// `delay_ms`: not deliverable before this many ms after it is
+    /// accepted, 0 to 30 days (§13.2). Also in `fields`.
+    pub delay_ms: Option<u64>,
+    /// `not_before`: not deliverable before this time, in ms since the
+    /// Unix epoch (§13.2; the broker checks it is at most 30 days ahead).
+    /// Never together with `delay_ms`. Also in `fields`.
+    pub not_before: Option<u64>,
     /// Every other field as sent, each as `,"<key>":<value>` (`msg` included).
     pub fields: Vec<u8>,
 }
@@ -73,31 +97,41 @@ impl EventInput {
         if !json.trim_start_matches(is_json_whitespace).starts_with('{') {
             return Err("event must be a JSON object".to_string());
         }
-        let Fields(fields) = serde_json::from_str::<Fields<'_>>(json)
+        let Members(fields) = serde_json::from_str::<Members<'_>>(json)
             .map_err(|e| format!("event is not valid JSON: {e}"))?;
         check_duplicates(&fields)?;
 
         let mut id = None;
         let mut priority = None;
         let mut has_msg = false;
+        let (mut ttl_ms, mut delay_ms, mut not_before) = (None, None, None);
         // Exact unless a key or the topic needs escaping.
         let mut extra_bytes = 0;
         for (key, value) in &fields {
             match key.as_ref() {
-                "id" => id = Some(*value),
-                "priority" => priority = Some(*value),
+                "id" => {
+                    id = Some(*value);
+                    continue;
+                }
+                "priority" => {
+                    priority = Some(*value);
+                    continue;
+                }
                 k if RESERVED_FIELDS.contains(&k) => {
                     return Err(format!(
                         "field {:?} is reserved: the broker sets it",
-                        quotable(k)
+                        quotable_key(k)
                     ));
                 }
+                "ttl_ms" => ttl_ms = Some(time_field(value, 1, duration::MAX_MS, BAD_TTL)?),
+                "delay_ms" => delay_ms = Some(time_field(value, 0, duration::MAX_MS, BAD_DELAY)?),
+                "not_before" => not_before = Some(time_field(value, 0, u64::MAX, BAD_NOT_BEFORE)?),
                 k => {
                     check_surrogates(value.get())?;
                     has_msg |= k == "msg";
-                    extra_bytes += k.len() + value.get().len() + 4;
                 }
             }
+            extra_bytes += key.len() + value.get().len() + 4;
         }
         let Some(id) = id else {
             return Err("missing field 'id'".to_string());
@@ -110,136 +144,29 @@ impl EventInput {
         if !has_msg {
             return Err("missing field 'msg'".to_string());
         }
+        if delay_ms.is_some() && not_before.is_some() {
+            return Err(DELAY_AND_NOT_BEFORE.to_string());
+        }
 
         let mut fields_out = Vec::with_capacity(extra_bytes);
         for (key, value) in &fields {
-            if matches!(key.as_ref(), "id" | "priority") {
-                continue;
+            if !matches!(key.as_ref(), "id" | "priority") {
+                write_member(&mut fields_out, key, value.get());
             }
-            fields_out.push(b',');
-            match key {
-                // A key with no escapes is its own JSON text.
-                Cow::Borrowed(k) => {
-                    fields_out.push(b'"');
-                    fields_out.extend_from_slice(k.as_bytes());
-                    fields_out.push(b'"');
-                }
-                Cow::Owned(k) => write_json_str(&mut fields_out, k),
-            }
-            fields_out.push(b':');
-            write_raw_value(&mut fields_out, value.get());
         }
         Ok(EventInput {
             id,
             priority,
+            ttl_ms,
+            delay_ms,
+            not_before,
             fields: fields_out,
         })
     }
 }
 
-/// One delivery line, assembled from the stored parts of an event.
-#[derive(Debug, Clone, Copy)]
-pub struct Delivery<'a> {
-    /// Topic name (valid names need no JSON escaping).
-    pub topic: &'a str,
-    /// Event id, written as a JSON string.
-    pub id: &'a str,
-    /// Priority, always written.
-    pub priority: u8,
-    /// [`EventInput::fields`] as stored.
-    pub fields: &'a [u8],
-    /// Milliseconds since the Unix epoch when the broker accepted it.
-    pub timestamp: u64,
-    /// Adds `"redelivered":true`.
-    pub redelivered: bool,
-}
-
-impl Delivery<'_> {
-    /// Appends the delivery line, CRLF included, to `out`:
-    /// `{"topic":..,"id":..,"priority":..,<fields>,"timestamp":..[,"redelivered":true]}`.
-    pub fn encode(&self, out: &mut BytesMut) {
-        // Escaping can at most sextuple the id; topics never need it.
-        out.reserve(80 + self.topic.len() + 6 * self.id.len() + self.fields.len());
-        out.put_slice(b"{\"topic\":");
-        write_json_str(out, self.topic);
-        out.put_slice(b",\"id\":");
-        write_json_str(out, self.id);
-        out.put_slice(b",\"priority\":");
-        write_u64(out, u64::from(self.priority));
-        out.put_slice(self.fields);
-        out.put_slice(b",\"timestamp\":");
-        write_u64(out, self.timestamp);
-        if self.redelivered {
-            out.put_slice(b",\"redelivered\":true");
-        }
-        out.put_slice(b"}\r\n");
-    }
-}
-
-/// The fields of an event object in the order sent: decoded key, raw value.
-struct Fields<'de>(Vec<(Cow<'de, str>, &'de RawValue)>);
-
-impl<'de> Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct FieldsVisitor;
-
-        impl<'de> Visitor<'de> for FieldsVisitor {
-            type Value = Fields<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
-                // Four covers `id`, `priority`, `msg` and one extra without
-                // regrowing; serde_json gives no size hint.
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(4).min(64));
-                while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
-                    fields.push((key, value));
-                }
-                Ok(Fields(fields))
-            }
-        }
-
-        deserializer.deserialize_map(FieldsVisitor)
-    }
-}
-
-/// An object key, borrowed from the input unless it had escapes.
-///
-/// serde's own `Cow<str>` impl always allocates, hence this type.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-
-            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v)))
-            }
-        }
-
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-fn check_duplicates(fields: &[(Cow<'_, str>, &RawValue)]) -> Result<(), String> {
-    let duplicate = |key: &str| Err(format!("duplicate field {:?}", quotable(key)));
+fn check_duplicates(fields: &[(std::borrow::Cow<'_, str>, &RawValue)]) -> Result<(), String> {
+    let duplicate = |key: &str| Err(format!("duplicate field {:?}", quotable_key(key)));
     if fields.len() <= PAIRWISE_DUPLICATE_CHECK_MAX {
         for (i, (key, _)) in fields.iter().enumerate() {
             if fields[..i].iter().any(|(earlier, _)| earlier == key) {
@@ -295,135 +222,22 @@ fn parse_priority(raw: &str) -> Result<u8, String> {
     }
 }
 
-fn is_digits(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-fn is_json_whitespace(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\r')
-}
-
-/// `key`, cut short enough to quote in a one-line reason.
-fn quotable(key: &str) -> &str {
-    if key.len() <= MAX_QUOTED_KEY_BYTES {
-        return key;
-    }
-    let mut end = MAX_QUOTED_KEY_BYTES;
-    while !key.is_char_boundary(end) {
-        end -= 1;
-    }
-    &key[..end]
-}
-
-/// Rejects a `\u` escape that is half a surrogate pair.
-///
-/// serde_json checks a raw value's grammar without decoding its strings, so
-/// `"\ud800"` gets through; stored as is, it would make every strict reader
-/// of the delivery (serde_json, and so `herald-client`) fail on it forever.
-/// `raw` has passed the scanner, so every backslash starts a well-formed
-/// escape inside a string and none of the indexing below can go wrong.
-fn check_surrogates(raw: &str) -> Result<(), String> {
-    const LONE: &str = "event is not valid JSON: lone surrogate in a \\u escape";
-    let bytes = raw.as_bytes();
-    let unit = |at: usize| -> Option<u16> {
-        let escape = bytes.get(at..at + 6)?;
-        if !escape.starts_with(b"\\u") {
-            return None;
-        }
-        let hex = std::str::from_utf8(&escape[2..]).ok()?;
-        u16::from_str_radix(hex, 16).ok()
-    };
-    let mut at = 0;
-    while let Some(found) = memchr::memchr(b'\\', &bytes[at..]) {
-        at += found;
-        match unit(at) {
-            Some(0xD800..=0xDBFF) => match unit(at + 6) {
-                Some(0xDC00..=0xDFFF) => at += 12,
-                _ => return Err(LONE.to_string()),
-            },
-            Some(0xDC00..=0xDFFF) => return Err(LONE.to_string()),
-            Some(_) => at += 6,
-            // `\\`, `\"`, `\n`...: two bytes, and the second must not be
-            // taken for the start of another escape.
-            None => at += 2,
-        }
-        if at >= bytes.len() {
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// Copies a raw JSON value, turning CR and LF into spaces.
-///
-/// Inside a JSON string a raw control character is invalid, so any CR or LF
-/// is whitespace between tokens and a space means the same. An LF would end
-/// the delivery line early; a CR would too for clients that also split lines
-/// on CR (Python's universal newlines, for one). The command parser never
-/// passes an LF, but [`EventInput::parse`] is public.
-fn write_raw_value(out: &mut Vec<u8>, raw: &str) {
-    let raw = raw.as_bytes();
-    if memchr::memchr2(b'\r', b'\n', raw).is_none() {
-        out.extend_from_slice(raw);
-    } else {
-        out.extend(
-            raw.iter()
-                .map(|&b| if matches!(b, b'\r' | b'\n') { b' ' } else { b }),
-        );
-    }
-}
-
-/// Writes `s` as a JSON string, escaping only what JSON requires.
-fn write_json_str(out: &mut impl BufMut, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.put_u8(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0x00..=0x1f => &[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ],
-            _ => continue,
-        };
-        out.put_slice(&bytes[start..i]);
-        out.put_slice(escape);
-        start = i + 1;
-    }
-    out.put_slice(&bytes[start..]);
-    out.put_u8(b'"');
-}
-
-fn write_u64(out: &mut impl BufMut, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        // `n % 10` is below 10, so the cast cannot truncate.
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.put_slice(&digits[at..]);
+/// A time field: an integer literal (like `priority`: no `1e3`, `1.0`,
+/// `"5"` or sign) from `min` to `max`.
+fn time_field(raw: &RawValue, min: u64, max: u64, rule: &str) -> Result<u64, String> {
+    let raw = raw.get();
+    is_digits(raw)
+        .then(|| raw.parse::<u64>().ok())
+        .flatten()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| rule.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::Delivery;
+    use bytes::BytesMut;
     use proptest::prelude::*;
     use serde_json::{Map, Value, json};
 
@@ -431,6 +245,7 @@ mod tests {
         EventInput::parse(json)
     }
 
+    /// A first delivery, or a second one when `redelivered`.
     fn write_delivery(event: &EventInput, ts: u64, redelivered: bool, out: &mut BytesMut) {
         Delivery {
             topic: "tweets",
@@ -438,7 +253,7 @@ mod tests {
             priority: event.priority,
             fields: &event.fields,
             timestamp: ts,
-            redelivered,
+            deliveries: if redelivered { 2 } else { 1 },
         }
         .encode(out);
     }
@@ -488,9 +303,10 @@ mod tests {
     #[test]
     fn redelivery_carries_redelivered_true() {
         let e = parse(r#"{"id":"1","msg":{"a":null}}"#).unwrap();
+        // Version 2 (§12.3): a redelivery also carries its delivery count.
         assert_eq!(
             delivered(e, 7, true),
-            json!({"topic":"tweets","id":"1","priority":0,"msg":{"a":null},"timestamp":7,"redelivered":true})
+            json!({"topic":"tweets","id":"1","priority":0,"msg":{"a":null},"timestamp":7,"redelivered":true,"deliveries":2})
         );
     }
 
@@ -501,7 +317,7 @@ mod tests {
         write_delivery(&e, 5, true, &mut out);
         assert_eq!(
             &out[..],
-            b"{\"topic\":\"tweets\",\"id\":\"1\",\"priority\":0,\"msg\":\"m\",\"timestamp\":5,\"redelivered\":true}\r\n"
+            b"{\"topic\":\"tweets\",\"id\":\"1\",\"priority\":0,\"msg\":\"m\",\"timestamp\":5,\"redelivered\":true,\"deliveries\":2}\r\n"
         );
     }
 
@@ -733,7 +549,7 @@ mod tests {
             priority: 0,
             fields: &e.fields,
             timestamp: 1,
-            redelivered: false,
+            deliveries: 1,
         }
         .encode(&mut out);
         let v: Value = serde_json::from_slice(&out[..out.len() - 2]).unwrap();
@@ -741,24 +557,76 @@ mod tests {
     }
 
     #[test]
-    fn json_string_writer_escapes_controls() {
-        let mut out = Vec::new();
-        write_json_str(&mut out, "\u{0}\u{1f}\u{8}\u{c}é\"\\");
-        let text = String::from_utf8(out).unwrap();
-        assert_eq!(text, r#""\u0000\u001f\b\fé\"\\""#);
-        assert_eq!(
-            serde_json::from_str::<String>(&text).unwrap(),
-            "\u{0}\u{1f}\u{8}\u{c}é\"\\"
-        );
+    fn version_2_reserved_fields_are_rejected() {
+        for name in ["deliveries", "dead"] {
+            let err = parse(&format!(r#"{{"id":"1","msg":1,"{name}":2}}"#)).unwrap_err();
+            assert!(err.contains("reserved"), "{err}");
+        }
     }
 
     #[test]
-    fn u64_writer_writes_decimal() {
-        for n in [0, 9, 10, 1650054011933, u64::MAX] {
-            let mut out = Vec::new();
-            write_u64(&mut out, n);
-            assert_eq!(out, n.to_string().into_bytes());
+    fn time_fields_are_read_and_kept() {
+        let e = parse(r#"{"id":"1","ttl_ms":5000,"msg":1,"delay_ms":0}"#).unwrap();
+        assert_eq!(
+            (e.ttl_ms, e.delay_ms, e.not_before),
+            (Some(5000), Some(0), None)
+        );
+        assert_eq!(
+            std::str::from_utf8(&e.fields).unwrap(),
+            r#","ttl_ms":5000,"msg":1,"delay_ms":0"#
+        );
+        let e = parse(r#"{"id":"1","msg":1,"not_before":18446744073709551615}"#).unwrap();
+        assert_eq!(e.not_before, Some(u64::MAX));
+        assert_eq!(
+            delivered(e, 1, false)["not_before"],
+            json!(18446744073709551615u64)
+        );
+        let e = parse(r#"{"id":"1","msg":1}"#).unwrap();
+        assert_eq!((e.ttl_ms, e.delay_ms, e.not_before), (None, None, None));
+    }
+
+    #[test]
+    fn time_field_edges() {
+        let max = crate::duration::MAX_MS;
+        let field =
+            |name: &str, value: &str| parse(&format!(r#"{{"id":"1","msg":1,"{name}":{value}}}"#));
+        assert_eq!(field("ttl_ms", "1").unwrap().ttl_ms, Some(1));
+        assert_eq!(field("ttl_ms", &max.to_string()).unwrap().ttl_ms, Some(max));
+        assert_eq!(field("delay_ms", "0").unwrap().delay_ms, Some(0));
+        assert_eq!(
+            field("delay_ms", &max.to_string()).unwrap().delay_ms,
+            Some(max)
+        );
+        assert_eq!(field("not_before", "0").unwrap().not_before, Some(0));
+        for (name, bad, rule) in [
+            ("ttl_ms", "0", BAD_TTL),
+            ("delay_ms", "-1", BAD_DELAY),
+            ("not_before", "-0", BAD_NOT_BEFORE),
+            ("not_before", "18446744073709551616", BAD_NOT_BEFORE),
+        ] {
+            assert_eq!(field(name, bad), Err(rule.to_string()), "{name} {bad}");
         }
+        for name in TIME_FIELDS {
+            let over = (max + 1).to_string();
+            for bad in ["1e3", "1.0", "\"5\"", "-5", "null", "true", "[1]", &over] {
+                if name == "not_before" && bad == over {
+                    continue;
+                }
+                let err = field(name, bad).unwrap_err();
+                assert!(
+                    err.starts_with(&format!("field '{name}'")),
+                    "{name} {bad}: {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn delay_and_not_before_together_are_rejected() {
+        assert_eq!(
+            parse(r#"{"id":"1","msg":1,"delay_ms":5,"not_before":5}"#),
+            Err(DELAY_AND_NOT_BEFORE.to_string())
+        );
     }
 
     fn any_json() -> impl Strategy<Value = Value> {
@@ -797,7 +665,7 @@ mod tests {
         ) {
             let mut event = Map::new();
             for (k, v) in extras {
-                if !matches!(k.as_str(), "id" | "priority" | "msg" | "topic" | "timestamp" | "redelivered") {
+                if !matches!(k.as_str(), "id" | "priority" | "msg" | "topic" | "timestamp" | "redelivered" | "deliveries" | "dead" | "ttl_ms" | "delay_ms" | "not_before") {
                     event.insert(k, v);
                 }
             }
@@ -831,6 +699,7 @@ mod tests {
             expected["timestamp"] = ts.into();
             if redelivered {
                 expected["redelivered"] = true.into();
+                expected["deliveries"] = 2.into();
             }
             prop_assert_eq!(delivered(parsed, ts, redelivered), expected);
         }

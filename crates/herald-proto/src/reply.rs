@@ -1,8 +1,31 @@
 //! Replies (`+OK ...` / `-ERR code ...`) and the stable wire error codes.
+//!
+//! This module owns the reply lines of `docs/protocol.md` §3, §6, §7 and
+//! their version 2 additions (§11, §12, §15, §17): how each is written
+//! ([`Reply::encode`]) and read back ([`Reply::parse`], in `parse`), so the
+//! server and the client share one definition. The JSON payloads of `+OK`
+//! replies have their own types ([`crate::stats`], [`crate::peek`],
+//! [`crate::cluster`]); here they are text ([`Reply::Json`]).
+//!
+//! Invariants: every encoded reply is one line ending in CRLF, with no CR
+//! or LF inside (error texts have theirs replaced by spaces); and
+//! `Reply::parse(encode(r)) == r` for every reply whose parts hold what
+//! the server sends (names and ids without blanks, error text without CR
+//! or LF, JSON starting with `[` or `{`).
 
 use bytes::{BufMut, BytesMut};
+use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
+
+use crate::command::ReplyMode;
+use crate::options::SubOptions;
+
+mod parse;
+#[cfg(test)]
+mod tests;
+
+pub use parse::ReplyParseError;
 
 /// The machine-readable word after `-ERR`. Stable across versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,6 +54,18 @@ pub enum ErrorCode {
     LineTooLong,
     /// The broker could not store the change (for example the disk is full).
     Unavailable,
+    /// `-ERR full <topic> <subscription>`: a subscription with
+    /// `overflow=reject` is at its limit (§13.4).
+    Full,
+    /// Users are configured and this connection has not sent `auth` (§15).
+    AuthRequired,
+    /// `auth` with a wrong user or password (§15).
+    AuthFailed,
+    /// The user may not do this on this topic or name (§15).
+    Forbidden,
+    /// `-ERR not_leader <HOST:PORT> ...`: this cluster node is not the
+    /// leader, which is at that address (§17).
+    NotLeader,
 }
 
 impl ErrorCode {
@@ -49,11 +84,16 @@ impl ErrorCode {
             ErrorCode::BadState => "bad_state",
             ErrorCode::LineTooLong => "line_too_long",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Full => "full",
+            ErrorCode::AuthRequired => "auth_required",
+            ErrorCode::AuthFailed => "auth_failed",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotLeader => "not_leader",
         }
     }
 
     /// Every code, for exhaustive tests and client mappings.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::UnknownCommand,
         ErrorCode::BadArgs,
         ErrorCode::BadTopic,
@@ -66,6 +106,11 @@ impl ErrorCode {
         ErrorCode::BadState,
         ErrorCode::LineTooLong,
         ErrorCode::Unavailable,
+        ErrorCode::Full,
+        ErrorCode::AuthRequired,
+        ErrorCode::AuthFailed,
+        ErrorCode::Forbidden,
+        ErrorCode::NotLeader,
     ];
 
     /// Parses a wire code back into the enum (used by clients).
@@ -84,6 +129,12 @@ impl fmt::Display for ErrorCode {
 /// does not copy them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
+    /// `+OK herald <version> ready`: the greeting, sent on connect before
+    /// any command (§3). It answers no command.
+    Greeting {
+        /// The server's version.
+        version: String,
+    },
     /// `+OK published <topic> <id>`
     Published {
         /// Topic name.
@@ -98,8 +149,14 @@ pub enum Reply {
         /// Event id.
         id: Arc<str>,
     },
-    /// `+OK subscribed <topic>`
-    Subscribed(Arc<str>),
+    /// `+OK subscribed <topic>[ key=value ...]`: the options the `sub` gave,
+    /// in the order of §12.1 (none: exactly the version 1 reply).
+    Subscribed {
+        /// Topic name.
+        topic: Arc<str>,
+        /// The options given, shared with the subscription that keeps them.
+        options: Arc<SubOptions>,
+    },
     /// `+OK unsubscribed <topic>`
     Unsubscribed(Arc<str>),
     /// `+OK acked <topic> <id>`
@@ -109,11 +166,32 @@ pub enum Reply {
         /// Event id.
         id: Arc<str>,
     },
+    /// `+OK nacked <topic> <id>` (§12.5)
+    Nacked {
+        /// Topic name.
+        topic: Arc<str>,
+        /// Event id.
+        id: Arc<str>,
+    },
+    /// `+OK touched <topic> <id> <ms>` (§12.4)
+    Touched {
+        /// Topic name.
+        topic: Arc<str>,
+        /// Event id.
+        id: Arc<str>,
+        /// Milliseconds left until the new deadline.
+        ms: u64,
+    },
     /// `+OK name <client-name>`
     Named(Arc<str>),
     /// `+OK created <topic>`
     Created(Arc<str>),
-    /// `+OK <json>` for `topics` and `stats`: the JSON text, already encoded.
+    /// `+OK replies all|errors` (§11)
+    Replies(ReplyMode),
+    /// `+OK auth <user>` (§15)
+    Auth(Arc<str>),
+    /// `+OK <json>` for `topics`, `stats`, `peek` and `cluster`: the JSON
+    /// text, already encoded (see [`Reply::json`]).
     Json(String),
     /// `+OK pong`
     Pong,
@@ -123,7 +201,9 @@ pub enum Reply {
     Error {
         /// Machine-readable code.
         code: ErrorCode,
-        /// Human text; may change between versions.
+        /// Human text; may change between versions, except where a code
+        /// gives it words to read: see [`Reply::full`] and
+        /// [`Reply::not_leader`].
         text: String,
     },
 }
@@ -134,6 +214,60 @@ impl Reply {
         Reply::Error {
             code,
             text: text.into(),
+        }
+    }
+
+    /// `+OK subscribed <topic>` for a `sub` without options.
+    pub fn subscribed(topic: Arc<str>) -> Reply {
+        Reply::Subscribed {
+            topic,
+            options: Arc::default(),
+        }
+    }
+
+    /// `+OK <json>` of any payload (a [`crate::Stats`], a list of
+    /// [`crate::PeekEntry`], a [`crate::ClusterStatus`], topic names).
+    pub fn json(payload: &impl Serialize) -> Reply {
+        // The payload types of this crate are maps with string keys, lists
+        // and numbers, which serde_json always writes; a failing custom
+        // type still gets a well-formed (if empty) reply.
+        Reply::Json(serde_json::to_string(payload).unwrap_or_else(|_| "null".to_string()))
+    }
+
+    /// `-ERR full <topic> <subscription>` (§13.4), naming the subscription
+    /// that is full.
+    pub fn full(topic: &str, subscription: &str) -> Reply {
+        Reply::error(ErrorCode::Full, format!("{topic} {subscription}"))
+    }
+
+    /// `-ERR not_leader <HOST:PORT> ...` (§17): the first word of the text
+    /// is the leader's client address.
+    pub fn not_leader(leader: &str) -> Reply {
+        Reply::error(ErrorCode::NotLeader, format!("{leader} is the leader"))
+    }
+
+    /// For `-ERR full <topic> <subscription>`: the topic and subscription.
+    pub fn full_subscription(&self) -> Option<(&str, &str)> {
+        match self {
+            Reply::Error {
+                code: ErrorCode::Full,
+                text,
+            } => {
+                let mut words = crate::words::Words::new(text);
+                Some((words.next()?, words.next()?))
+            }
+            _ => None,
+        }
+    }
+
+    /// For `-ERR not_leader <HOST:PORT> ...`: the leader's address.
+    pub fn leader(&self) -> Option<&str> {
+        match self {
+            Reply::Error {
+                code: ErrorCode::NotLeader,
+                text,
+            } => crate::words::Words::new(text).next(),
+            _ => None,
         }
     }
 
@@ -160,13 +294,29 @@ impl Reply {
             out.put_slice(b"\r\n");
         }
         match self {
+            Reply::Greeting { version } => {
+                one(out, "herald", &format!("{version} ready"));
+            }
             Reply::Published { topic, id } => two(out, "published", topic, id),
             Reply::Duplicate { topic, id } => two(out, "duplicate", topic, id),
             Reply::Acked { topic, id } => two(out, "acked", topic, id),
-            Reply::Subscribed(t) => one(out, "subscribed", t),
+            Reply::Nacked { topic, id } => two(out, "nacked", topic, id),
+            Reply::Touched { topic, id, ms } => {
+                two(out, "touched", topic, &format!("{id} {ms}"));
+            }
+            Reply::Subscribed { topic, options } => {
+                if options.is_empty() {
+                    one(out, "subscribed", topic);
+                } else {
+                    // The suffix starts with its own space.
+                    one(out, "subscribed", &format!("{topic}{options}"));
+                }
+            }
             Reply::Unsubscribed(t) => one(out, "unsubscribed", t),
             Reply::Named(n) => one(out, "name", n),
             Reply::Created(t) => one(out, "created", t),
+            Reply::Replies(mode) => one(out, "replies", mode.as_str()),
+            Reply::Auth(user) => one(out, "auth", user),
             Reply::Json(j) => one(out, j, ""),
             Reply::Pong => one(out, "pong", ""),
             Reply::Bye => one(out, "bye", ""),
@@ -192,63 +342,5 @@ impl Reply {
         self.encode(&mut out);
         let text = String::from_utf8_lossy(&out);
         text.trim_end_matches("\r\n").to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codes_round_trip_through_the_wire_form() {
-        for code in ErrorCode::ALL {
-            assert_eq!(ErrorCode::from_wire(code.as_str()), Some(code));
-        }
-        assert_eq!(ErrorCode::from_wire("nope"), None);
-    }
-
-    #[test]
-    fn replies_are_single_crlf_terminated_lines() {
-        let t: Arc<str> = "tweets".into();
-        let id: Arc<str> = "1".into();
-        let cases = [
-            (
-                Reply::Published {
-                    topic: t.clone(),
-                    id: id.clone(),
-                },
-                "+OK published tweets 1",
-            ),
-            (
-                Reply::Duplicate {
-                    topic: t.clone(),
-                    id: id.clone(),
-                },
-                "+OK duplicate tweets 1",
-            ),
-            (
-                Reply::Acked {
-                    topic: t.clone(),
-                    id,
-                },
-                "+OK acked tweets 1",
-            ),
-            (Reply::Subscribed(t.clone()), "+OK subscribed tweets"),
-            (Reply::Unsubscribed(t.clone()), "+OK unsubscribed tweets"),
-            (Reply::Named("bob".into()), "+OK name bob"),
-            (Reply::Created(t), "+OK created tweets"),
-            (Reply::Json("[\"a\"]".into()), "+OK [\"a\"]"),
-            (Reply::Pong, "+OK pong"),
-            (Reply::Bye, "+OK bye"),
-            (
-                Reply::error(ErrorCode::NoEvent, "no event 7\nin queue"),
-                "-ERR no_event no event 7 in queue",
-            ),
-        ];
-        for (reply, line) in cases {
-            let mut out = BytesMut::new();
-            reply.encode(&mut out);
-            assert_eq!(&out[..], format!("{line}\r\n").as_bytes());
-        }
     }
 }

@@ -193,15 +193,9 @@ fn describe(command: &Command) -> String {
             event.priority,
             event.fields.len()
         ),
-        Command::Sub { topic, prefetch } => format!("sub {topic} {prefetch}"),
-        Command::Unsub { topic } => format!("unsub {topic}"),
-        Command::Ack { topic, id } => format!("ack {topic} {id}"),
-        Command::Name { name } => format!("name {name}"),
-        Command::Create { topic } => format!("create {topic}"),
-        Command::Topics => "topics".into(),
-        Command::Stats { topic } => format!("stats {}", topic.as_deref().unwrap_or("")),
-        Command::Ping => "ping".into(),
-        Command::Quit => "quit".into(),
+        // Never log a password.
+        Command::Auth { user, .. } => format!("auth {user} ***"),
+        other => other.to_line(),
     }
 }
 
@@ -468,7 +462,9 @@ impl BrokerTask {
                             priority: event.priority,
                             fields: event.fields(),
                             timestamp: event.timestamp,
-                            redelivered: *redelivered,
+                            // v2: the core does not count deliveries yet;
+                            // a redelivery is at least the second.
+                            deliveries: if *redelivered { 2 } else { 1 },
                         }
                         .encode(buf);
                     }

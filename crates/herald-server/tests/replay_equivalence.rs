@@ -81,11 +81,11 @@ proptest! {
                     let line = format!(r#"pub {} {{"id":"{id}","priority":{priority},"msg":"m"}}"#, topic(t));
                     Some((ConnId(99), herald_proto::parse_line(line.as_bytes()).unwrap().unwrap()))
                 }
-                Op::Sub { conn: c, topic: t, prefetch } => Some((conn(c, &generation), Command::Sub { topic: topic(t), prefetch })),
-                Op::Unsub { conn: c, topic: t } => Some((conn(c, &generation), Command::Unsub { topic: topic(t) })),
+                Op::Sub { conn: c, topic: t, prefetch } => Some((conn(c, &generation), Command::Sub { topic: topic(t), prefetch, options: Default::default() })),
+                Op::Unsub { conn: c, topic: t } => Some((conn(c, &generation), Command::Unsub { topic: topic(t), group: None })),
                 Op::Ack { conn: c, topic: t, id } => Some((conn(c, &generation), Command::Ack { topic: topic(t), id: id.to_string() })),
                 Op::Name { conn: c } => Some((conn(c, &generation), Command::Name { name: format!("n{c}") })),
-                Op::Create { topic: t } => Some((ConnId(98), Command::Create { topic: topic(t) })),
+                Op::Create { topic: t } => Some((ConnId(98), Command::Create { topic: topic(t), ttl_ms: None })),
                 Op::Disconnect { conn: c } => {
                     live.disconnect(conn(c, &generation));
                     generation[c as usize] += 1;

@@ -3,9 +3,10 @@
 //!
 //! The bench speaks the protocol over raw TCP rather than through
 //! `herald-client`: each connection is one task that builds its commands
-//! into one buffer and writes them with one call, and parses only the two
-//! fields it needs from a delivery, so that the broker, not the bench, is
-//! what gets measured.
+//! into one buffer and writes them with one call, so that the broker, not
+//! the bench, is what gets measured. Lines are still written and read with
+//! `herald-proto` (the `pub` and `ack` fast paths, `Reply::parse`,
+//! `ParsedDelivery`), the definitions the broker uses.
 //!
 //! - A publisher keeps at most `--window` publishes unconfirmed. Each event's
 //!   `msg` starts with its send time (20 decimal digits of nanoseconds since
@@ -25,6 +26,7 @@ use crate::cli_client::Addr;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use hdrhistogram::Histogram;
+use herald_proto::Command;
 use herald_server::FsyncMode;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use load::{Conn, PubSpec, STAMP_DIGITS};
@@ -196,7 +198,12 @@ async fn drive(args: &BenchArgs, addr: &str) -> Result<Report> {
     // Topics first, so subscribers can subscribe before anything is published.
     let mut control = Conn::open(addr).await?;
     for topic in topic_names.iter() {
-        control.command(&format!("create {topic}")).await?;
+        control
+            .command(&Command::Create {
+                topic: topic.clone(),
+                ttl_ms: None,
+            })
+            .await?;
     }
 
     let publishers_on = |topic: u32| {
@@ -213,8 +220,12 @@ async fn drive(args: &BenchArgs, addr: &str) -> Result<Report> {
         expected_deliveries += expected;
         let mut conn = Conn::open(addr).await?;
         let topic = topic_names[t as usize].clone();
-        conn.command(&format!("sub {topic} {}", args.prefetch))
-            .await?;
+        conn.command(&Command::Sub {
+            topic: topic.clone(),
+            prefetch: args.prefetch,
+            options: Default::default(),
+        })
+        .await?;
         let progress = progress.clone();
         subscribers.push(tokio::spawn(load::subscriber(
             conn, topic, expected, base, progress,
@@ -310,7 +321,7 @@ async fn drive(args: &BenchArgs, addr: &str) -> Result<Report> {
         report.deliver_secs = report.deliver_secs.max(secs(s.last_ack_ns));
         let _ = report.e2e.add(&s.e2e);
     }
-    let _ = control.command("quit").await;
+    let _ = control.command(&Command::Quit).await;
     Ok(report)
 }
 

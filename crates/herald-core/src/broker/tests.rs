@@ -115,7 +115,10 @@ fn nothing_is_delivered_before_it_is_durable() {
     let mut fx = Effects::new();
     b.handle(
         ConnId(1),
-        Command::Create { topic: "t".into() },
+        Command::Create {
+            topic: "t".into(),
+            ttl_ms: None,
+        },
         NOW,
         &mut fx,
     );
@@ -124,6 +127,7 @@ fn nothing_is_delivered_before_it_is_durable() {
         Command::Sub {
             topic: "t".into(),
             prefetch: 10,
+            options: Default::default(),
         },
         NOW,
         &mut fx,
@@ -388,6 +392,7 @@ fn replay_rebuilds_durable_state_and_drops_anonymous() {
         Command::Sub {
             topic: "t".into(),
             prefetch: 3,
+            options: Default::default(),
         },
         NOW,
         &mut fx,
@@ -460,7 +465,7 @@ proptest! {
         let mut b = Broker::new();
         let mut log: Vec<Change> = Vec::new();
         let mut created = Effects::new();
-        b.handle(ConnId(100), Command::Create { topic: "t".into() }, NOW, &mut created);
+        b.handle(ConnId(100), Command::Create { topic: "t".into(), ttl_ms: None }, NOW, &mut created);
         log.append(&mut created.changes);
         // Per connection generation: (prefetch, in-flight ids, acked ids).
         let mut generation = [0u64; 4];
@@ -479,11 +484,11 @@ proptest! {
                     b.handle(ConnId(50 + conn), cmd, NOW, &mut fx);
                 }
                 Op::Sub { conn, prefetch: p } => {
-                    b.handle(conn_id(conn, &generation), Command::Sub { topic: "t".into(), prefetch: p }, NOW, &mut fx);
+                    b.handle(conn_id(conn, &generation), Command::Sub { topic: "t".into(), prefetch: p, options: Default::default() }, NOW, &mut fx);
                     prefetch[conn as usize] = p as usize;
                 }
                 Op::Unsub { conn } => {
-                    b.handle(conn_id(conn, &generation), Command::Unsub { topic: "t".into() }, NOW, &mut fx);
+                    b.handle(conn_id(conn, &generation), Command::Unsub { topic: "t".into(), group: None }, NOW, &mut fx);
                     if replies(&fx.outputs).iter().any(|r| r.starts_with("+OK")) {
                         in_flight[conn as usize].clear();
                         acked[conn as usize].clear();

@@ -10,7 +10,10 @@
 use super::{Progress, PubResult, SubResult, histogram};
 use anyhow::{Context, Result, bail};
 use bytes::BytesMut;
-use herald_proto::{Frame, LineDecoder};
+use herald_proto::{
+    Command, Frame, LineDecoder, ParsedDelivery, Reply, ReplyParseError, ServerLine,
+    write_ack_line, write_pub_line,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -44,10 +47,12 @@ impl Conn {
             decoder: LineDecoder::new(MAX_LINE_BYTES),
         };
         let greeting = conn.line().await?;
-        if !greeting.starts_with("+OK") {
-            bail!("unexpected greeting from {addr}: {greeting}");
+        match Reply::parse(&greeting) {
+            Ok(Reply::Error { .. }) => bail!("{addr} refused the connection: {greeting}"),
+            // Any `+OK` line is a greeting, whatever its words.
+            Ok(_) | Err(ReplyParseError::UnknownReply(_)) => Ok(conn),
+            Err(_) => bail!("unexpected greeting from {addr}: {greeting}"),
         }
-        Ok(conn)
     }
 
     async fn line(&mut self) -> Result<String> {
@@ -66,15 +71,15 @@ impl Conn {
     }
 
     /// Sends one command and checks that its reply is `+OK`.
-    pub async fn command(&mut self, command: &str) -> Result<()> {
-        self.stream
-            .write_all(format!("{command}\n").as_bytes())
-            .await?;
+    pub async fn command(&mut self, command: &Command) -> Result<()> {
+        let mut line = Vec::new();
+        command.encode(&mut line);
+        self.stream.write_all(&line).await?;
         let reply = self.line().await?;
-        if !reply.starts_with("+OK") {
-            bail!("{command}: {reply}");
+        match Reply::parse(&reply) {
+            Ok(Reply::Error { .. }) | Err(_) => bail!("{command}: {reply}"),
+            Ok(_) => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -137,11 +142,12 @@ pub async fn publisher(
         mut decoder,
     } = conn;
     let (mut reader, mut writer) = stream.into_split();
-    // Everything of a line but the sequence number, priority and stamp.
-    let head = format!("pub {} {{\"id\":\"{}-", spec.topic, spec.index);
+    // Everything of an event but the sequence number, priority and stamp.
+    let head = format!("{{\"id\":\"{}-", spec.index);
     let padding = vec![b'x'; spec.size - STAMP_DIGITS];
-    let line_bytes = head.len() + spec.size + 64;
+    let line_bytes = head.len() + spec.topic.len() + spec.size + 64;
     let mut out = BytesMut::with_capacity(line_bytes * spec.window.min(4096));
+    let mut event = BytesMut::with_capacity(line_bytes);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (u64::from(spec.index) + 1));
     let mut sent_at = std::collections::VecDeque::with_capacity(spec.window);
     let mut result = PubResult {
@@ -166,14 +172,16 @@ pub async fn publisher(
             && due(sent).is_none_or(|at| at <= now)
         {
             let stamp = base.elapsed().as_nanos() as u64;
-            out.extend_from_slice(head.as_bytes());
-            put_u64(&mut out, sent);
-            out.extend_from_slice(b"\",\"priority\":");
-            put_u64(&mut out, rng.below(u64::from(spec.priorities)));
-            out.extend_from_slice(b",\"msg\":\"");
-            put_stamp(&mut out, stamp);
-            out.extend_from_slice(&padding);
-            out.extend_from_slice(b"\"}\n");
+            event.clear();
+            event.extend_from_slice(head.as_bytes());
+            put_u64(&mut event, sent);
+            event.extend_from_slice(b"\",\"priority\":");
+            put_u64(&mut event, rng.below(u64::from(spec.priorities)));
+            event.extend_from_slice(b",\"msg\":\"");
+            put_stamp(&mut event, stamp);
+            event.extend_from_slice(&padding);
+            event.extend_from_slice(b"\"}");
+            write_pub_line(&mut out, &spec.topic, &event);
             sent_at.push_back(stamp);
             sent += 1;
         }
@@ -200,14 +208,15 @@ pub async fn publisher(
                     let Some(stamp) = sent_at.pop_front() else {
                         bail!("reply to nothing: {}", String::from_utf8_lossy(&line));
                     };
-                    if line.starts_with(b"+OK published") {
-                        result.published += 1;
-                    } else if line.starts_with(b"+OK duplicate") {
-                        result.duplicates += 1;
-                    } else {
-                        result.errors += 1;
-                        if result.first_error.is_none() {
-                            result.first_error = Some(String::from_utf8_lossy(&line).into_owned());
+                    let text = String::from_utf8_lossy(&line);
+                    match Reply::parse(&text) {
+                        Ok(Reply::Published { .. }) => result.published += 1,
+                        Ok(Reply::Duplicate { .. }) => result.duplicates += 1,
+                        _ => {
+                            result.errors += 1;
+                            if result.first_error.is_none() {
+                                result.first_error = Some(text.into_owned());
+                            }
                         }
                     }
                     result.confirm.saturating_record(now_ns.saturating_sub(stamp).max(1));
@@ -234,21 +243,14 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// The send stamp at the start of a delivery's `msg`.
-fn stamp_of(line: &[u8]) -> Option<u64> {
-    let at = memchr::memmem::find(line, b"\"msg\":\"")? + 7;
-    let digits = line.get(at..at + STAMP_DIGITS)?;
-    digits.iter().try_fold(0u64, |n, &d| {
+/// The send stamp at the start of a delivery's `msg` (a JSON string that
+/// starts with [`STAMP_DIGITS`] digits).
+fn stamp_of(delivery: &ParsedDelivery<'_>) -> Option<u64> {
+    let digits = delivery.msg?.strip_prefix('"')?.get(..STAMP_DIGITS)?;
+    digits.bytes().try_fold(0u64, |n, d| {
         d.is_ascii_digit()
             .then(|| n.wrapping_mul(10).wrapping_add(u64::from(d - b'0')))
     })
-}
-
-/// The id of a delivery (always a JSON string without escapes here).
-fn id_of(line: &[u8]) -> Option<&[u8]> {
-    let at = memchr::memmem::find(line, b"\"id\":\"")? + 6;
-    let len = memchr::memchr(b'"', &line[at..])?;
-    Some(&line[at..at + len])
 }
 
 pub async fn subscriber(
@@ -269,7 +271,6 @@ pub async fn subscriber(
         redelivered: 0,
         last_ack_ns: 0,
     };
-    let ack_head = format!("ack {topic} ");
     let mut out = BytesMut::with_capacity(4096);
     while result.acked < expected {
         if stream.read_buf(&mut inbuf).await? == 0 {
@@ -279,23 +280,22 @@ pub async fn subscriber(
         let mut acked = 0;
         while let Some(frame) = decoder.decode(&mut inbuf) {
             let Frame::Line(line) = frame else { continue };
-            if line.first() == Some(&b'{') {
-                let (Some(stamp), Some(id)) = (stamp_of(&line), id_of(&line)) else {
-                    bail!("unexpected delivery: {}", String::from_utf8_lossy(&line));
-                };
-                if memchr::memmem::find(&line, b"\"redelivered\":true").is_some() {
-                    result.redelivered += 1;
+            let text = String::from_utf8_lossy(&line);
+            match ServerLine::parse(&text) {
+                Ok(ServerLine::Delivery(delivery)) => {
+                    let Some(stamp) = stamp_of(&delivery) else {
+                        bail!("unexpected delivery: {text}");
+                    };
+                    if delivery.redelivered {
+                        result.redelivered += 1;
+                    }
+                    result
+                        .e2e
+                        .saturating_record(now_ns.saturating_sub(stamp).max(1));
+                    write_ack_line(&mut out, &topic, &delivery.id);
                 }
-                result
-                    .e2e
-                    .saturating_record(now_ns.saturating_sub(stamp).max(1));
-                out.extend_from_slice(ack_head.as_bytes());
-                out.extend_from_slice(id);
-                out.extend_from_slice(b"\n");
-            } else if line.starts_with(b"+OK acked") {
-                acked += 1;
-            } else {
-                bail!("ack refused: {}", String::from_utf8_lossy(&line));
+                Ok(ServerLine::Reply(Reply::Acked { .. })) => acked += 1,
+                _ => bail!("ack refused: {text}"),
             }
         }
         if acked > 0 {
@@ -327,8 +327,11 @@ mod tests {
             "{{\"topic\":\"t\",\"id\":\"3-17\",\"priority\":4,\"msg\":\"{}xxxx\",\"timestamp\":1}}",
             String::from_utf8_lossy(&msg)
         );
-        assert_eq!(stamp_of(line.as_bytes()), Some(1_234_567));
-        assert_eq!(id_of(line.as_bytes()), Some(&b"3-17"[..]));
+        let delivery = ParsedDelivery::parse(&line).unwrap();
+        assert_eq!(stamp_of(&delivery), Some(1_234_567));
+        assert_eq!(delivery.id, "3-17");
+        let short = ParsedDelivery::parse(r#"{"topic":"t","id":"1","msg":"12"}"#).unwrap();
+        assert_eq!(stamp_of(&short), None);
     }
 
     #[test]
