@@ -1,6 +1,6 @@
 //! Splits a byte stream into lines.
 //!
-//! The decoder owns framing only (PROTOCOL.md §1): where a line ends, the
+//! The decoder owns framing only (`docs/protocol.md` §2): where a line ends, the
 //! line limit, and discarding overlong lines. It knows nothing about commands
 //! or UTF-8; [`crate::command::parse_line`] takes it from there.
 //!

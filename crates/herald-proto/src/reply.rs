@@ -130,7 +130,7 @@ impl fmt::Display for ErrorCode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// `+OK herald <version> ready`: the greeting, sent on connect before
-    /// any command (§1). It answers no command.
+    /// any command (§3). It answers no command.
     Greeting {
         /// The server's version.
         version: String,

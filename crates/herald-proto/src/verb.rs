@@ -79,30 +79,6 @@ impl Verb {
         Verb::Quit,
     ];
 
-    /// Every spelling, short and long; matched ignoring ASCII case.
-    const WORDS: [(&'static str, Verb); 20] = [
-        ("pub", Verb::Pub),
-        ("sub", Verb::Sub),
-        ("ack", Verb::Ack),
-        ("unsub", Verb::Unsub),
-        ("publish", Verb::Pub),
-        ("subscribe", Verb::Sub),
-        ("unsubscribe", Verb::Unsub),
-        ("acknowledge", Verb::Ack),
-        ("nack", Verb::Nack),
-        ("touch", Verb::Touch),
-        ("peek", Verb::Peek),
-        ("name", Verb::Name),
-        ("create", Verb::Create),
-        ("topics", Verb::Topics),
-        ("stats", Verb::Stats),
-        ("replies", Verb::Replies),
-        ("auth", Verb::Auth),
-        ("cluster", Verb::Cluster),
-        ("ping", Verb::Ping),
-        ("quit", Verb::Quit),
-    ];
-
     /// The verb of a word, in any of its spellings and any ASCII case.
     pub fn from_word(word: &str) -> Option<Verb> {
         Verb::from_bytes(word.as_bytes())
@@ -122,11 +98,35 @@ impl Verb {
         Verb::from_bytes(first_word(line)?)
     }
 
+    /// Every spelling, short and long, ignoring ASCII case. One `match` on
+    /// the lower-cased word rather than a scan of a table: this runs for
+    /// every line, and the compiler turns it into a few comparisons.
     fn from_bytes(word: &[u8]) -> Option<Verb> {
-        Verb::WORDS
-            .iter()
-            .find(|(w, _)| w.as_bytes().eq_ignore_ascii_case(word))
-            .map(|&(_, verb)| verb)
+        // The longest spellings, `unsubscribe` and `acknowledge`, have 11 bytes.
+        let mut lower = [0u8; 11];
+        let lower = lower.get_mut(..word.len())?;
+        for (l, b) in lower.iter_mut().zip(word) {
+            *l = b.to_ascii_lowercase();
+        }
+        Some(match &*lower {
+            b"pub" | b"publish" => Verb::Pub,
+            b"sub" | b"subscribe" => Verb::Sub,
+            b"unsub" | b"unsubscribe" => Verb::Unsub,
+            b"ack" | b"acknowledge" => Verb::Ack,
+            b"nack" => Verb::Nack,
+            b"touch" => Verb::Touch,
+            b"peek" => Verb::Peek,
+            b"name" => Verb::Name,
+            b"create" => Verb::Create,
+            b"topics" => Verb::Topics,
+            b"stats" => Verb::Stats,
+            b"replies" => Verb::Replies,
+            b"auth" => Verb::Auth,
+            b"cluster" => Verb::Cluster,
+            b"ping" => Verb::Ping,
+            b"quit" => Verb::Quit,
+            _ => return None,
+        })
     }
 
     /// The short, lower-case word, as canonical command lines spell it.
@@ -241,6 +241,11 @@ mod tests {
         assert_eq!(Verb::from_word("Acknowledge"), Some(Verb::Ack));
         assert_eq!(Verb::from_word("UNSUBSCRIBE"), Some(Verb::Unsub));
         assert_eq!(Verb::from_word("nacks"), None);
+        assert_eq!(Verb::from_word("PUBLISH"), Some(Verb::Pub));
+        assert_eq!(Verb::from_word("subScribe"), Some(Verb::Sub));
+        assert_eq!(Verb::from_word("acknowledges"), None);
+        assert_eq!(Verb::from_word(""), None);
+        assert_eq!(Verb::from_word("pubé"), None);
     }
 
     #[test]

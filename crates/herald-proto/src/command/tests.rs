@@ -995,3 +995,19 @@ fn new_event_fields_are_checked_in_pub() {
         ErrorCode::BadTopic
     );
 }
+
+#[test]
+fn a_quoted_cr_goes_out_as_a_space() {
+    // Found by the line_parser fuzz target: only the CR before the LF ends
+    // a line, so a word may hold one; the reply quoting it stays one line.
+    let err = parse("t\rouch t 1").unwrap_err();
+    assert_eq!(
+        err.to_reply().to_line(),
+        "-ERR unknown_command unknown command 't ouch'"
+    );
+    let wire = crate::Reply::parse(&err.to_reply().to_line()).unwrap();
+    assert_eq!(
+        wire,
+        crate::Reply::error(ErrorCode::UnknownCommand, "unknown command 't ouch'")
+    );
+}

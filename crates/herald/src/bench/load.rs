@@ -11,7 +11,8 @@ use super::{Progress, PubResult, SubResult, histogram};
 use anyhow::{Context, Result, bail};
 use bytes::BytesMut;
 use herald_proto::{
-    Command, Frame, LineDecoder, ParsedDelivery, Reply, ServerLine, write_ack_line, write_pub_line,
+    Command, Frame, LineDecoder, ParsedDelivery, Reply, ReplyParseError, ServerLine,
+    write_ack_line, write_pub_line,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,10 +47,12 @@ impl Conn {
             decoder: LineDecoder::new(MAX_LINE_BYTES),
         };
         let greeting = conn.line().await?;
-        if let Ok(Reply::Error { .. }) = Reply::parse(&greeting) {
-            bail!("{addr} refused the connection: {greeting}");
+        match Reply::parse(&greeting) {
+            Ok(Reply::Error { .. }) => bail!("{addr} refused the connection: {greeting}"),
+            // Any `+OK` line is a greeting, whatever its words.
+            Ok(_) | Err(ReplyParseError::UnknownReply(_)) => Ok(conn),
+            Err(_) => bail!("unexpected greeting from {addr}: {greeting}"),
         }
-        Ok(conn)
     }
 
     async fn line(&mut self) -> Result<String> {
