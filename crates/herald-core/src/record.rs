@@ -284,10 +284,9 @@ pub fn payload_len(change: &Change) -> usize {
     }
 }
 
-/// The options as a record stores them: the `sub` reply's ` key=value`
-/// list, without the leading space.
+/// The options as a record stores them: the `sub` reply's list.
 fn options_text(options: &SubOptions) -> String {
-    options.to_string().trim_start().to_owned()
+    options.to_text()
 }
 
 /// Appends the payload of `change` to `out` ([`payload_len`] bytes).
@@ -511,7 +510,7 @@ impl Decoder {
                 let group = r.flag()?;
                 let prefetch = u16::from_le_bytes(r.array()?);
                 let offset = r.pos;
-                let options = parse_options(r.str()?)
+                let options = SubOptions::from_text(r.str()?)
                     .map_err(|reason| RecordError::BadOptions { offset, reason })?;
                 Change::Subscribed {
                     subscriber,
@@ -666,19 +665,6 @@ fn event(r: &mut Reader<'_>) -> Result<Arc<Event>, RecordError> {
 
 fn nonzero(n: u64) -> Option<u64> {
     (n != 0).then_some(n)
-}
-
-/// Reads the options text of a `Subscribed` record with herald-proto's
-/// rules (one definition of what an option means).
-fn parse_options(text: &str) -> Result<SubOptions, String> {
-    let mut options = SubOptions::default();
-    for token in text.split_whitespace() {
-        let (key, value) = token
-            .split_once('=')
-            .ok_or_else(|| format!("'{token}' is not key=value"))?;
-        options.set(key, value)?;
-    }
-    Ok(options)
 }
 
 /// A cursor over a payload whose every read fails cleanly at its end.

@@ -260,6 +260,56 @@ impl SubOptions {
 /// options.set("group", "workers").unwrap();
 /// assert_eq!(options.to_string(), " group=workers wait=30000 max_deliveries=5");
 /// ```
+impl SubOptions {
+    /// The options as the `sub` reply lists them, without the leading
+    /// space: `wait=30000 backoff=1000,5000` (empty for a plain `sub`).
+    /// `stats` and the log store them in this form.
+    pub fn to_text(&self) -> String {
+        let text = self.to_string();
+        text.strip_prefix(' ').unwrap_or(&text).to_owned()
+    }
+
+    /// Reads [`to_text`](Self::to_text) back (any `key=value` words, with
+    /// the rules of [`set`](Self::set)).
+    ///
+    /// # Errors
+    /// The `bad_args` text of the first bad word.
+    pub fn from_text(text: &str) -> Result<SubOptions, String> {
+        let mut options = SubOptions::default();
+        for word in text.split_whitespace() {
+            let Some((key, value)) = word.split_once('=') else {
+                return Err(format!("'{word}' is not key=value"));
+            };
+            options.set(key, value)?;
+        }
+        Ok(options)
+    }
+}
+
+/// Serde as [`SubOptions::to_text`]: how `stats` gives a subscription's
+/// options (`docs/protocol.md` 12.7, "as in the `sub` reply").
+pub mod as_text {
+    use super::SubOptions;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes the options as text.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: Serializer>(options: &SubOptions, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&options.to_text())
+    }
+
+    /// Reads options written as text.
+    ///
+    /// # Errors
+    /// A bad option word.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SubOptions, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        SubOptions::from_text(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for SubOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(group) = &self.group {

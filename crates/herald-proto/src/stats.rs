@@ -72,8 +72,9 @@ pub struct SubscriptionStats {
     pub in_flight: u64,
     /// Delayed events.
     pub delayed: u64,
-    /// The options the `sub` gave, with the keys and values of the `sub`
-    /// reply (`{"group":"w","wait":30000,"backoff":[1000,2000]}`).
+    /// The options the `sub` gave, as the `sub` reply lists them
+    /// (`"group=w wait=30000 backoff=1000,2000"`; `""` for none).
+    #[serde(with = "crate::options::as_text")]
     pub options: SubOptions,
     /// Now minus the timestamp of the oldest deliverable queued event, in
     /// ms; 0 when none.
@@ -138,8 +139,8 @@ mod tests {
                 r#"{"topics":{"jobs":{"subscribers":2,"pending":0,"in_flight":0,"published":7,"#,
                 r#""delayed":0,"redelivered":0,"dead_lettered":0,"dead_dropped":0,"expired":0,"evicted":0,"#,
                 r#""subscriptions":[{"group":"w","members":3,"pending":4,"in_flight":0,"delayed":0,"#,
-                r#""options":{"group":"w","wait":30000,"dead":"none"},"oldest_ms":1200},"#,
-                r#"{"name":"~3","members":1,"prefetch":1,"pending":0,"in_flight":0,"delayed":0,"options":{},"oldest_ms":0}]}}}"#
+                r#""options":"group=w wait=30000 dead=none","oldest_ms":1200},"#,
+                r#"{"name":"~3","members":1,"prefetch":1,"pending":0,"in_flight":0,"delayed":0,"options":"","oldest_ms":0}]}}}"#
             )
         );
         assert_eq!(serde_json::from_str::<Stats>(&json).unwrap(), stats);

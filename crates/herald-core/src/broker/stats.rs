@@ -3,8 +3,8 @@
 use super::subscription::SubKind;
 use super::*;
 use crate::queue::EntryView;
-use herald_proto::PeekTarget;
-use serde_json::{Value, json};
+use herald_proto::stats as wire;
+use herald_proto::{PeekEntry, PeekState, PeekTarget};
 
 /// Counts of one topic now, and its counters since start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -139,9 +139,10 @@ impl Broker {
         serde_json::to_string(&names).unwrap_or_else(|_| "[]".into())
     }
 
-    /// The `stats` JSON: every topic, or only `only` with its subscriptions.
-    pub fn stats_json(&self, only: Option<&str>, now: u64) -> String {
-        let mut topics = serde_json::Map::new();
+    /// The `stats` reply: every topic, or only `only` with its
+    /// subscriptions (the wire shape is herald-proto's [`wire::Stats`]).
+    pub fn stats(&self, only: Option<&str>, now: u64) -> wire::Stats {
+        let mut out = wire::Stats::default();
         for name in self.topic_names() {
             if only.is_some_and(|o| o != name.as_ref()) {
                 continue;
@@ -149,15 +150,19 @@ impl Broker {
             let Some(s) = self.topic_stats(&name) else {
                 continue;
             };
-            let mut value = topic_stats_json(&s);
-            if only.is_some()
-                && let Some(subs) = self.subscription_stats(&name, now)
-            {
-                value["subscriptions"] = subs.iter().map(subscription_stats_json).collect();
+            let mut topic = wire_topic_stats(&s);
+            if only.is_some() {
+                topic.subscriptions = self
+                    .subscription_stats(&name, now)
+                    .map(|subs| subs.iter().map(wire_subscription_stats).collect());
             }
-            topics.insert(name.to_string(), value);
+            out.topics.insert(name.to_string(), topic);
         }
-        json!({ "topics": topics }).to_string()
+        out
+    }
+
+    pub(super) fn stats_json(&self, only: Option<&str>, now: u64) -> String {
+        serde_json::to_string(&self.stats(only, now)).unwrap_or_else(|_| "{}".into())
     }
 
     pub(super) fn peek(
@@ -211,81 +216,69 @@ impl Broker {
     }
 }
 
-fn topic_stats_json(s: &TopicStats) -> Value {
+fn wire_topic_stats(s: &TopicStats) -> wire::TopicStats {
     let c = &s.counters;
-    json!({
-        "subscribers": s.subscribers,
-        "pending": s.pending,
-        "in_flight": s.in_flight,
-        "published": c.published,
-        "delayed": s.delayed,
-        "redelivered": c.redelivered,
-        "dead_lettered": c.dead_lettered,
-        "dead_dropped": c.dead_dropped,
-        "expired": c.expired,
-        "evicted": c.evicted,
-    })
-}
-
-fn subscription_stats_json(s: &SubscriptionStats) -> Value {
-    let mut v = json!({
-        "members": s.members,
-        "pending": s.pending,
-        "in_flight": s.in_flight,
-        "delayed": s.delayed,
-        "options": options_json(&s.options),
-        "oldest_ms": s.oldest_ms,
-    });
-    match &s.kind {
-        SubKind::Group(name) => v["group"] = json!(name.as_ref()),
-        other => v["name"] = json!(other.display_name()),
+    wire::TopicStats {
+        subscribers: s.subscribers as u64,
+        pending: s.pending as u64,
+        in_flight: s.in_flight as u64,
+        published: c.published,
+        delayed: s.delayed as u64,
+        redelivered: c.redelivered,
+        dead_lettered: c.dead_lettered,
+        dead_dropped: c.dead_dropped,
+        expired: c.expired,
+        evicted: c.evicted,
+        subscriptions: None,
     }
-    if let Some(p) = s.prefetch {
-        v["prefetch"] = json!(p);
+}
+
+fn wire_subscription_stats(s: &SubscriptionStats) -> wire::SubscriptionStats {
+    let (name, group) = match &s.kind {
+        SubKind::Group(group) => (None, Some(group.to_string())),
+        other => (Some(other.display_name()), None),
+    };
+    wire::SubscriptionStats {
+        name,
+        group,
+        members: s.members as u64,
+        prefetch: s.prefetch,
+        pending: s.pending as u64,
+        in_flight: s.in_flight as u64,
+        delayed: s.delayed as u64,
+        options: s.options.clone(),
+        oldest_ms: s.oldest_ms,
     }
-    v
 }
 
-/// The options as the `sub` reply gives them (12.7: "`options` (as in the
-/// `sub` reply)"): `key=value` words, durations in ms; `""` for none.
-fn options_json(o: &SubOptions) -> Value {
-    json!(o.to_string().trim_start())
-}
-
-/// The `peek` reply: `[{"state","deliveries","deadline_ms"?,"due_ms"?,"event"}]`.
+/// The `peek` reply: the entries as herald-proto's [`PeekEntry`], each
+/// event as the delivery it would be sent as next.
 pub fn peek_json(view: &PeekView, now: u64) -> String {
-    let entries: Vec<Value> = view
+    let entries: Vec<PeekEntry> = view
         .entries
         .iter()
         .map(|e| {
-            let mut line = bytes::BytesMut::new();
-            herald_proto::Delivery {
+            let state = match e.state {
+                EntryState::InFlight => PeekState::InFlight,
+                EntryState::Queued => PeekState::Queued,
+                EntryState::Delayed => PeekState::Delayed,
+            };
+            let delivery = herald_proto::Delivery {
                 topic: &view.topic,
                 id: e.event.id(),
                 priority: e.event.priority,
                 fields: e.event.fields(),
                 timestamp: e.event.timestamp,
                 deliveries: e.deliveries + 1,
-            }
-            .encode(&mut line);
-            let event: Value = serde_json::from_slice(&line).unwrap_or(Value::Null);
-            let mut v = json!({
-                "state": match e.state {
-                    EntryState::InFlight => "in_flight",
-                    EntryState::Queued => "queued",
-                    EntryState::Delayed => "delayed",
-                },
-                "deliveries": e.deliveries,
-                "event": event,
-            });
-            if let Some(deadline) = e.deadline {
-                v["deadline_ms"] = json!(deadline.saturating_sub(now));
-            }
-            if let Some(due) = e.due {
-                v["due_ms"] = json!(due.saturating_sub(now));
-            }
-            v
+            };
+            PeekEntry::new(
+                state,
+                e.deliveries,
+                e.deadline.map(|d| d.saturating_sub(now)),
+                e.due.map(|d| d.saturating_sub(now)),
+                &delivery,
+            )
         })
         .collect();
-    Value::Array(entries).to_string()
+    serde_json::to_string(&entries).unwrap_or_else(|_| "[]".into())
 }
