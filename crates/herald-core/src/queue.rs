@@ -902,10 +902,14 @@ impl PendingQueue {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "invariants"))]
 impl PendingQueue {
-    /// Checks the invariants of the module docs (tests only).
-    pub(crate) fn check(&self) -> Result<(), String> {
+    /// Checks the invariants of the module docs (tests and fuzzing only:
+    /// it walks everything).
+    ///
+    /// # Errors
+    /// The first invariant found broken.
+    pub fn check(&self) -> Result<(), String> {
         let count = |state| self.entries.iter().filter(|e| e.state == state).count();
         if count(EntryState::Queued) != self.queued {
             return Err(format!(
