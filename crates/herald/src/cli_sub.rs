@@ -11,6 +11,7 @@ use crate::cli_time;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use herald_client::{Client, ClientOptions, ErrorCode, Overflow, SubscribeOptions};
+use herald_proto::{DeadTarget, SubOptions};
 use std::time::{Duration, Instant};
 
 /// First pause before asking again for a name that is in use.
@@ -165,6 +166,7 @@ pub fn subscribe(args: SubArgs) -> Result<()> {
             ),
             other => other.with_context(|| format!("sub {topic}"))?,
         };
+        warn_if_dead_letters_go_nowhere(&client, topic, sub.options().sub_options()).await;
         let mut seen = 0u64;
         while args.count.is_none_or(|count| seen < count) {
             let Some(delivery) = sub.next().await else {
@@ -198,6 +200,35 @@ pub fn subscribe(args: SubArgs) -> Result<()> {
         // `herald sub --name` started right after finds the name free.
         client.close().await.context("quit")
     })
+}
+
+/// A dead letter reaches only the subscriptions its dead topic has when it
+/// is published (`docs/protocol.md` §12.6). A worker that sets
+/// `--max-deliveries` while nobody subscribes to the dead topic would see
+/// its failed events vanish: say so, and how to keep them.
+async fn warn_if_dead_letters_go_nowhere(client: &Client, topic: &str, options: &SubOptions) {
+    let dead_named = matches!(options.dead, Some(DeadTarget::Topic(_)));
+    if options.max_deliveries.is_none() && !dead_named {
+        return;
+    }
+    // `None` for dead=none: dropped on purpose.
+    let Some(dead) = options.dead_topic(topic) else {
+        return;
+    };
+    let dead = dead.into_owned();
+    let subscribed = match client.stats(Some(&dead)).await {
+        Ok(stats) => stats.topics.get(&dead).is_some_and(|t| t.subscribers > 0),
+        Err(e) if e.code() == Some(ErrorCode::NoTopic) => false,
+        // Not worth failing the subscription over.
+        Err(_) => true,
+    };
+    if !subscribed {
+        eprintln!(
+            "herald: note: dead letters of '{topic}' go to '{dead}', which has no subscriber, so \
+             they would be dropped; keep them with `herald sub {dead} --create --group dead` \
+             (run it first, then `herald peek {dead} --group dead` shows them)"
+        );
+    }
 }
 
 /// Connects as a reconnecting durable subscriber. A name still held by a

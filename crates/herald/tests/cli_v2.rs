@@ -317,3 +317,49 @@ fn serve_replies_errors_silences_publishes_of_new_connections() {
         "published t 3\n"
     );
 }
+
+#[test]
+fn a_worker_is_told_when_its_dead_letters_would_reach_nobody() {
+    let server = Server::start();
+    let worker = [
+        "sub",
+        "jobs",
+        "--create",
+        "--group",
+        "w",
+        "--max-deliveries",
+        "2",
+        "--count",
+        "0",
+    ];
+    let out = herald(&server, &worker);
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("note: dead letters of 'jobs' go to 'jobs.dead', which has no subscriber")
+            && err.contains("herald sub jobs.dead --create --group dead"),
+        "{err}"
+    );
+    ok(
+        &server,
+        &[
+            "sub",
+            "jobs.dead",
+            "--create",
+            "--group",
+            "dead",
+            "--count",
+            "0",
+        ],
+    );
+    let out = herald(&server, &worker);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stderr).unwrap(), "");
+    // No note without dead letters, or when they are dropped on purpose.
+    for extra in [&["--max-deliveries", "2", "--dead", "none"][..], &[]] {
+        let args = [&["sub", "other", "--create", "--count", "0"][..], extra].concat();
+        let out = herald(&server, &args);
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8(out.stderr).unwrap(), "", "{args:?}");
+    }
+}
