@@ -131,6 +131,14 @@ pub enum RecordError {
         /// Why.
         reason: String,
     },
+    /// A number is outside what the broker ever writes.
+    #[error("{what} at payload offset {offset} is out of range")]
+    OutOfRange {
+        /// Where the number is in the payload.
+        offset: usize,
+        /// Which field.
+        what: &'static str,
+    },
     /// Bytes are left after the last field of the kind.
     #[error("{0} trailing bytes after the record")]
     TrailingBytes(usize),
@@ -648,7 +656,14 @@ fn event(r: &mut Reader<'_>) -> Result<Arc<Event>, RecordError> {
     let seq = Seq(r.u64()?);
     let timestamp = r.u64()?;
     let priority = r.u8()?;
+    let ttl_at = r.pos;
     let ttl_ms = r.u32()?;
+    if u64::from(ttl_ms) > crate::event::MAX_TIME_MS {
+        return Err(RecordError::OutOfRange {
+            offset: ttl_at,
+            what: "ttl_ms",
+        });
+    }
     let msg_len = r.u32()?;
     let id = r.str()?;
     let fields = r.fields()?;
@@ -1167,6 +1182,27 @@ mod tests {
             decode(&subscribed),
             Err(RecordError::BadOptions { .. })
         ));
+    }
+
+    /// `Event` caps a time to live at 30 days; a record with more would not
+    /// encode back to its bytes, so it does not decode (found by proptest).
+    #[test]
+    fn a_time_to_live_beyond_30_days_is_out_of_range() {
+        let mut bytes = encoded(&Change::Published {
+            topic: Arc::from("t"),
+            event: Arc::new(Event::with_meta(Seq(1), 0, 0, "i", b",\"msg\":1", 5, 1)),
+            holders: Vec::new(),
+        });
+        // kind, topic (2 + 1), seq, timestamp, priority: ttl_ms next.
+        let at = 1 + 3 + 8 + 8 + 1;
+        bytes[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            decode(&bytes),
+            Err(RecordError::OutOfRange {
+                offset: at,
+                what: "ttl_ms"
+            })
+        );
     }
 
     /// `Event::new` would replace invalid UTF-8 in the fields; decoding
