@@ -16,11 +16,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod broker_task;
-pub mod config;
-pub mod connection;
-pub mod server;
-pub mod sync;
+mod broker_task;
+mod config;
+mod connection;
+mod durability;
+mod error;
+mod outbox;
+mod server;
+mod sync;
 
-pub use config::{Config, FsyncMode};
-pub use server::{Error, run, run_with_storage};
+pub use config::{Config, FsyncMode, ParseFsyncModeError};
+pub use error::{BrokerError, Error};
+pub use server::{run, run_with_storage};
