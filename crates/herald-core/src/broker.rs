@@ -533,6 +533,8 @@ fn holder(name: &Arc<str>, deliveries: u32, due: Option<u64>) -> Holder {
 }
 
 mod consume;
+#[cfg(any(test, feature = "invariants"))]
+mod invariants;
 mod persistence;
 mod publish;
 pub mod stats;

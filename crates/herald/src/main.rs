@@ -80,6 +80,17 @@ struct ServeArgs {
     /// latency; the fdatasync of big batches runs on a thread of its own.
     #[arg(long, env = "HERALD_IO_THREADS", default_value_t = 1)]
     io_threads: usize,
+    /// Reply mode of new connections: `all` answers every command; `errors`
+    /// sends no `+OK` for `pub`, `ack`, `nack` and `touch` (errors still go
+    /// out, in order), for publishers that never read their socket. A
+    /// connection changes its own mode with `replies all|errors`.
+    #[arg(long, env = "HERALD_REPLIES", default_value = "all", value_parser = parse_reply_mode)]
+    replies: herald_proto::ReplyMode,
+}
+
+fn parse_reply_mode(word: &str) -> Result<herald_proto::ReplyMode, String> {
+    herald_proto::ReplyMode::parse(word)
+        .ok_or_else(|| format!("unknown reply mode '{word}' (expected 'all' or 'errors')"))
 }
 
 fn main() {
@@ -139,6 +150,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         config.fsync = args.fsync;
         config.max_line_bytes = args.max_line_bytes;
         config.segment_bytes = args.segment_bytes;
+        config.replies = args.replies;
         herald_server::run(listener, config, shutdown_signal())
             .await
             .with_context(|| format!("broker on {}", args.data.display()))
