@@ -146,7 +146,7 @@ impl Change {
     /// Whether a reply that depends on this change must wait for fdatasync
     /// under `--fsync always`. What consumers say back (acks, deliveries,
     /// nacks and what they cause) only waits for the write: losing one to a
-    /// power cut costs a redelivery, never a loss (`docs/protocol.md` 7).
+    /// power cut costs a redelivery, never a loss (`docs/protocol.md` 10).
     pub fn needs_sync(&self) -> bool {
         !matches!(
             self,

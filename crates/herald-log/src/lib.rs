@@ -1,7 +1,7 @@
 //! Herald's append-only log of opaque records: segment files, framing,
 //! group commit support and recovery.
 //!
-//! The broker thread owns one [`Log`]. While it processes a batch of
+//! The server's broker task owns one [`Log`]. While it processes a batch of
 //! commands it [`append`](Log::append)s the payloads of the records they
 //! produce to an in-memory buffer ([`append_with`](Log::append_with) lets
 //! the caller encode straight into it), then calls [`write`](Log::write)

@@ -1,4 +1,4 @@
-//! [`Log`]: the open log of one data directory, owned by the broker thread.
+//! [`Log`]: the open log of one data directory, owned by the broker task.
 //!
 //! It frames and buffers records ([`Log::append`], [`Log::append_with`]),
 //! writes the buffer with one positioned write per batch ([`Log::write`]),

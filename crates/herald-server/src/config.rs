@@ -13,16 +13,19 @@ pub enum FsyncMode {
     Interval,
 }
 
+/// A `--fsync` value that is neither `always` nor `interval`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown fsync mode '{0}' (expected 'always' or 'interval')")]
+pub struct ParseFsyncModeError(String);
+
 impl FromStr for FsyncMode {
-    type Err = String;
+    type Err = ParseFsyncModeError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "always" => Ok(FsyncMode::Always),
             "interval" => Ok(FsyncMode::Interval),
-            other => Err(format!(
-                "unknown fsync mode '{other}' (expected 'always' or 'interval')"
-            )),
+            _ => Err(ParseFsyncModeError(s.to_string())),
         }
     }
 }

@@ -7,7 +7,8 @@
 //! deadlock us: we keep reading while output is pending, up to
 //! `MAX_PENDING_OUTPUT_BYTES`, and only then stop reading (TCP backpressure).
 
-use crate::broker_task::{Input, Outbound};
+use crate::broker_task::Input;
+use crate::outbox::Outbound;
 use bytes::BytesMut;
 use herald_core::ConnId;
 use herald_proto::{Command, Frame, LineDecoder, ParseError, parse_line};
@@ -29,7 +30,7 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// `_alive` is dropped when the connection is done: the server waits for
 /// every such token before it exits, so output already handed to a
 /// connection reaches its client.
-pub async fn serve(
+pub(crate) async fn serve(
     mut socket: TcpStream,
     peer: SocketAddr,
     conn: ConnId,
@@ -98,7 +99,7 @@ async fn run(
                         // A half-closed client still gets the replies to
                         // what it sent; the broker closes after them.
                         read_open = false;
-                        if broker.send(Input::EndOfInput { conn }).await.is_err() {
+                        if broker.send(Input::Eof { conn }).await.is_err() {
                             return "server stopping";
                         }
                     }

@@ -1,14 +1,22 @@
 //! The Herald server: a thin tokio layer around the broker state machine
 //! (`herald-core`) and the log (`herald-log`).
 //!
-//! - [`server::run`]: recovery, the accept loop, graceful shutdown
-//!   ([`server::run_with_storage`] with the log's file operations swapped,
-//!   for tests).
-//! - [`connection`]: one task per connection; parses lines, writes output.
-//! - [`broker_task`]: the single owner of broker state and log; batches,
-//!   group commit, reply ordering, compaction.
-//! - [`sync`]: the fsync thread.
-//! - [`config`]: the settings.
+//! The API is [`run`] (recover, serve a bound listener until the shutdown
+//! future resolves, stop cleanly), [`run_with_storage`] (the same with the
+//! log's file operations swapped, for tests that fail the disk or cut the
+//! power), [`Config`] and the errors [`Error`] and [`BrokerError`].
+//!
+//! Layout (all private):
+//! - `server`: recovery, the accept loop, graceful shutdown.
+//! - `connection`: one task per connection; parses lines, writes output.
+//! - `broker_task`: the single owner of broker state and log; the batch
+//!   loop, timers, compaction.
+//! - `durability`: sync positions; which reply waits for which sync; inline
+//!   or thread sync.
+//! - `outbox`: each connection's output in order, held chunks, reply modes,
+//!   closing.
+//! - `sync`: the fsync thread.
+//! - `config`, `error`: settings, and why the server stops.
 //!
 //! Tasks and channels: connection tasks → (bounded mpsc) → broker task →
 //! (one unbounded mpsc per connection) → connection tasks; broker task →
@@ -16,11 +24,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod broker_task;
-pub mod config;
-pub mod connection;
-pub mod server;
-pub mod sync;
+mod broker_task;
+mod config;
+mod connection;
+mod durability;
+mod error;
+mod outbox;
+mod server;
+mod sync;
 
-pub use config::{Config, FsyncMode};
-pub use server::{Error, run, run_with_storage};
+pub use config::{Config, FsyncMode, ParseFsyncModeError};
+pub use error::{BrokerError, Error};
+pub use server::{run, run_with_storage};

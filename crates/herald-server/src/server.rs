@@ -4,14 +4,15 @@
 use crate::broker_task::{BrokerTask, Input};
 use crate::config::Config;
 use crate::connection;
+use crate::error::{BrokerError, Error};
 use herald_core::{Broker, ConnId, record};
 use herald_log::{Log, LogConfig, StdStorage, Storage};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
-use tracing::{error, info, warn};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
 
 /// Capacity of the broker task's input channel, in messages (each a batch
 /// of commands from one read): a full channel makes connection tasks wait,
@@ -21,20 +22,6 @@ const INPUT_QUEUE_MESSAGES: usize = 4096;
 const CONNECTION_DRAIN: Duration = Duration::from_secs(3);
 /// Wake-up period for interval syncs, compaction and retries.
 const TICK_MS: u64 = 200;
-
-/// Why the server could not run or stopped abnormally.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Opening or recovering the log failed.
-    #[error(transparent)]
-    Log(#[from] herald_log::Error),
-    /// Starting a thread failed.
-    #[error("cannot start a thread: {0}")]
-    Thread(std::io::Error),
-    /// The broker stopped because the log could not be written or synced.
-    #[error("broker stopped: {0}")]
-    Broker(String),
-}
 
 /// Recovers the state in `config.data_dir`, then serves `listener` until
 /// `shutdown` resolves. On shutdown it stops accepting, syncs the log and
@@ -78,7 +65,7 @@ pub async fn run_with_storage(
         Ok::<_, herald_log::Error>((broker, log, report))
     })
     .await
-    .map_err(|e| Error::Broker(format!("recovery panicked: {e}")))??;
+    .map_err(Error::Recovery)??;
     info!(
         dir = %config.data_dir.display(),
         segments = report.segments,
@@ -154,18 +141,15 @@ pub async fn run_with_storage(
     ticker.abort();
 
     let result = match broker_result {
-        Some(res) => res.unwrap_or_else(|_| Err("broker task panicked".into())),
+        Some(res) => res,
         None => {
             info!("shutting down");
-            let (done_tx, done_rx) = oneshot::channel();
-            if tx.send(Input::Shutdown { done: done_tx }).await.is_ok() {
-                let _ = done_rx.await;
-            }
-            broker_task
-                .await
-                .unwrap_or_else(|_| Err("broker task panicked".into()))
+            // The broker answers what it received, syncs, and returns.
+            let _ = tx.send(Input::Shutdown).await;
+            broker_task.await
         }
-    };
+    }
+    .unwrap_or(Err(BrokerError::Panicked));
     drop(tx);
     let _ = tokio::task::spawn_blocking(move || sync_thread.join()).await;
     // Let connection tasks write what the broker handed them last.
@@ -174,14 +158,8 @@ pub async fn run_with_storage(
     if drained.is_err() {
         warn!("some connections were still writing when the server stopped");
     }
-    match result {
-        Ok(()) => {
-            info!("stopped");
-            Ok(())
-        }
-        Err(reason) => {
-            error!(%reason, "broker stopped");
-            Err(Error::Broker(reason))
-        }
-    }
+    // A failure is the caller's to report (the binary prints it once).
+    result?;
+    info!("stopped");
+    Ok(())
 }

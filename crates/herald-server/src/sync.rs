@@ -12,13 +12,14 @@ use std::sync::mpsc;
 use tokio::sync::mpsc as tokio_mpsc;
 
 /// A request to make everything up to `target.lsn()` durable.
-pub struct SyncRequest {
+pub(crate) struct SyncRequest {
     /// The segment that holds the newest written bytes, and that Lsn.
-    pub target: SyncTarget,
+    pub(crate) target: SyncTarget,
 }
 
-/// Starts the thread. It ends when the request sender is dropped.
-pub fn spawn(
+/// Starts the thread. It ends when the request sender is dropped, or when
+/// the broker task is gone.
+pub(crate) fn spawn(
     broker: tokio_mpsc::Sender<Input>,
 ) -> std::io::Result<(mpsc::Sender<SyncRequest>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel::<SyncRequest>();

@@ -6,11 +6,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// `herald <args>` talking to `server`.
 fn herald(server: &Server, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
-    cmd.args(args)
-        .env("HERALD_ADDR", server.addr.to_string())
-        .env("NO_COLOR", "1");
+    let mut cmd = common::herald();
+    cmd.args(args).env("HERALD_ADDR", server.addr.to_string());
     cmd
 }
 
@@ -340,7 +339,7 @@ fn a_named_sub_without_ack_leaves_the_event_queued() {
 
 #[test]
 fn bench_spawns_a_broker_and_reports_json() {
-    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+    let out = common::herald()
         .args(["bench", "--spawn", "--fsync", "interval", "--json"])
         .args([
             "--messages",

@@ -1,12 +1,10 @@
-//! Damage written into a copy of a real log (PROTOCOL.md section 7, the tail
+//! Damage written into a copy of a real log (`docs/protocol.md` section 10, the tail
 //! rule of `herald-log`): a torn tail is truncated with a warning and loses
 //! nothing acknowledged; damage before the tail stops the broker with the
 //! file and offset, and `herald check` / `herald dump` report it too.
 mod common;
-mod dur_util;
 
 use common::*;
-use dur_util::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -61,7 +59,7 @@ fn assert_delivers_exactly(server: &Server, expected: &[String]) {
         assert_eq!(d["id"].as_str(), Some(want.as_str()), "{d}");
         assert!(d.get("redelivered").is_none(), "{d}");
     }
-    s.assert_silent(Duration::from_millis(300));
+    s.assert_quiet();
 }
 
 fn file_name(p: &Path) -> String {
@@ -176,7 +174,7 @@ fn torn_tail_is_truncated_with_a_warning_and_nothing_is_lost() {
             assert_eq!(d["id"].as_str(), Some(want.as_str()), "{d}");
             assert_eq!(d["redelivered"], true, "{d}");
         }
-        s.assert_silent(Duration::from_millis(200));
+        s.assert_quiet();
         drop(server);
     }
 }

@@ -1,13 +1,11 @@
-//! Crash under load (PROTOCOL.md section 7): a pipelined publisher and an
+//! Crash under load (`docs/protocol.md` section 10): a pipelined publisher and an
 //! acking durable subscriber run while the broker is `kill -9`ed at a random
 //! moment, several rounds on the same data directory. Afterwards nothing that
 //! got `+OK published` is lost and nothing whose `+OK acked` was received
 //! comes back.
 mod common;
-mod dur_util;
 
 use common::*;
-use dur_util::*;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -217,7 +215,7 @@ struct Ledger {
     delivered_ever: HashSet<u64>,
     violations: Vec<String>,
     /// Ids seen delivered before a kill that came back without
-    /// `"redelivered":true` (informational: section 6 promises the flag only
+    /// `"redelivered":true` (informational: `docs/protocol.md` section 8 promises the flag only
     /// "as far as the log recorded the delivery").
     missing_redelivered_flag: Vec<u64>,
     redeliveries: usize,

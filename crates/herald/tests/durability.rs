@@ -1,11 +1,9 @@
-//! PROTOCOL.md section 7 over TCP with the real binary: restart after a clean
+//! `docs/protocol.md` section 10 over TCP with the real binary: restart after a clean
 //! stop and after `kill -9` (both fsync modes), graceful stop syncing the last
 //! batch, the data directory lock, and `herald dump`.
 mod common;
-mod dur_util;
 
 use common::*;
-use dur_util::*;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -117,7 +115,7 @@ fn restart_scenario(how: Stop, fsync: &str) {
     let mut bob = server.connect();
     assert_eq!(bob.cmd("name bob"), "+OK name bob");
     // Nothing before `sub`.
-    bob.assert_silent(Duration::from_millis(200));
+    bob.assert_quiet();
     assert_eq!(bob.cmd("sub t 1000"), "+OK subscribed t");
     let expected = delivery_order(
         published
@@ -155,7 +153,7 @@ fn restart_scenario(how: Stop, fsync: &str) {
         got.push(id);
     }
     assert_eq!(got, expected, "order after restart ({how:?}, {fsync})");
-    bob.assert_silent(Duration::from_millis(300));
+    bob.assert_quiet();
     let st = topic_stats(&mut admin, "t");
     assert_eq!(st["pending"], 0, "{st}");
     assert_eq!(st["in_flight"], 30, "{st}");
@@ -477,7 +475,7 @@ fn dump_prints_the_seed_view_in_delivery_order() {
     let ids: Vec<String> = (0..n).map(|_| id_of(&a.delivery())).collect();
     let dumped: Vec<String> = obj["a"].as_array().unwrap().iter().map(id_of).collect();
     assert_eq!(ids, dumped);
-    a.assert_silent(Duration::from_millis(200));
+    a.assert_quiet();
 }
 
 #[test]
@@ -546,7 +544,7 @@ fn subscriptions_duplicates_and_redelivery_flags_survive_restarts() {
             ("a".to_string(), None, json!("second a")),
         ]
     );
-    bob.assert_silent(Duration::from_millis(300));
+    bob.assert_quiet();
     assert_eq!(err_code(&bob.cmd("ack t2 z")), "no_event");
     for id in ["a", "b", "c"] {
         assert_eq!(
@@ -559,7 +557,7 @@ fn subscriptions_duplicates_and_redelivery_flags_survive_restarts() {
     let mut bob = server.connect();
     assert_eq!(bob.cmd("name bob"), "+OK name bob");
     assert_eq!(bob.cmd("sub t1 10"), "+OK subscribed t1");
-    bob.assert_silent(Duration::from_millis(300));
+    bob.assert_quiet();
     let st = topic_stats(&mut bob, "t1");
     assert_eq!(
         (st["pending"].clone(), st["in_flight"].clone()),

@@ -5,7 +5,7 @@
 //! redeliveries where the old broker recorded a delivery.
 mod common;
 
-use common::{Client, Server};
+use common::{Client, Server, herald};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -28,7 +28,7 @@ fn copy_of_fixture() -> (tempfile::TempDir, PathBuf) {
 #[test]
 fn dump_of_a_v1_directory_prints_what_the_v1_release_printed() {
     let (_tmp, data) = copy_of_fixture();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+    let out = herald()
         .args(["dump", "--data"])
         .arg(&data)
         .output()

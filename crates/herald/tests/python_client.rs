@@ -14,6 +14,9 @@
 //! Without python3, venv or pip the test says so and passes, unless
 //! `CI=true`: CI must run the Python suite, so there it fails.
 
+mod common;
+use common::{clear_herald_env, in_ci};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -36,10 +39,6 @@ fn target_dir() -> PathBuf {
         .nth(2)
         .expect("the binary is two levels below the target directory")
         .to_path_buf()
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
 /// Skips (prints why, passes) outside CI; fails in CI.
@@ -136,7 +135,11 @@ fn python_client_test_suite_passes() {
     }
 
     let started = Instant::now();
-    let mut child = Command::new(&python)
+    let mut pytest = Command::new(&python);
+    // The Python tests start `herald serve` themselves: no `HERALD_*`
+    // setting of this environment may reach it, only the binary to run.
+    clear_herald_env(&mut pytest);
+    let mut child = pytest
         .current_dir(&root)
         .args([
             "-m",

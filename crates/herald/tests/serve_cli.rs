@@ -1,4 +1,4 @@
-//! PROTOCOL.md §10: `herald serve` on the command line, its flags and
+//! The README's "Running the broker": `herald serve` on the command line, its flags and
 //! environment variables, and a clean exit on SIGINT / SIGTERM.
 mod common;
 use common::*;
@@ -8,16 +8,6 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-
-fn herald() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
-    cmd.env("NO_COLOR", "1")
-        .env_remove("HERALD_LISTEN")
-        .env_remove("HERALD_DATA")
-        .env_remove("HERALD_FSYNC")
-        .stdin(Stdio::null());
-    cmd
-}
 
 /// Runs a command that must finish by itself within 30 s.
 fn run(cmd: &mut Command) -> Output {

@@ -8,7 +8,14 @@
 //! at any point leaves either the originals or both; replay keeps the first
 //! record of an event, so both are fine.
 
-use super::*;
+use super::BrokerTask;
+use herald_core::{Seq, record};
+use std::time::Instant;
+use tracing::{debug, info, warn};
+
+/// Events copied forward per batch while compacting, so compaction never
+/// delays publishing by more than a batch.
+const COMPACTION_COPIES_PER_BATCH: usize = 2048;
 
 /// A compaction in progress.
 pub(super) struct Compaction {
@@ -23,9 +30,12 @@ pub(super) struct Compaction {
 impl BrokerTask {
     /// Copies the next bounded share of live events forward; after the last
     /// one, syncs the copies and deletes the segments they replace.
-    pub(super) fn compact_step(&mut self) {
+    ///
+    /// # Errors
+    /// If the copies cannot be written or synced.
+    pub(super) fn compact_step(&mut self) -> Result<(), crate::error::BrokerError> {
         let Some(mut job) = self.compaction.take() else {
-            return;
+            return Ok(());
         };
         let end = (job.next + COMPACTION_COPIES_PER_BATCH).min(job.work.len());
         while job.next < end {
@@ -33,7 +43,7 @@ impl BrokerTask {
             if let Some(change) = self.broker.rewrite_record(topic, event) {
                 if self.make_room(event.size() as u64 + 4096).is_err() {
                     // Out of space: give up, old segments stay; retried later.
-                    return;
+                    return Ok(());
                 }
                 self.log.append_with(|buf| record::encode(&change, buf));
                 job.copied += 1;
@@ -42,16 +52,10 @@ impl BrokerTask {
         }
         if job.next < job.work.len() {
             self.compaction = Some(job);
-            return;
+            return Ok(());
         }
         // The copies must be on disk before the originals go.
-        if let Err(e) = self.log.sync() {
-            error!(cause = %e, "log sync during compaction failed");
-            self.fatal = Some(format!("log sync failed: {e}"));
-            return;
-        }
-        let synced = self.log.written();
-        self.on_synced(synced);
+        self.sync_inline()?;
         match self.log.delete_segments_before(job.boundary) {
             Ok(freed) => info!(
                 copied = job.copied,
@@ -61,6 +65,7 @@ impl BrokerTask {
             ),
             Err(e) => warn!(cause = %e, "deleting compacted segments failed"),
         }
+        Ok(())
     }
 
     pub(super) fn maybe_start_compaction(&mut self) {

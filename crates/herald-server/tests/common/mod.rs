@@ -1,25 +1,58 @@
-//! Helpers for the server's tests: run the server in-process on a storage
-//! backend of the test's choosing, and a line-oriented TCP client.
+//! Helpers for the server's tests: [`Server`] runs `run_with_storage`
+//! in-process on `127.0.0.1:0` (the shape of mini-redis `tests/server.rs`),
+//! on a temporary data directory or the test's own, over a storage backend
+//! of the test's choosing: the real one, a `FaultInjector`, a `PowerLoss`
+//! or a storage defined in the test. [`Client`] (in `client.rs`) talks to it
+//! line by line.
 #![allow(dead_code)]
 
-use herald_log::Storage;
+mod client;
+mod rng;
+#[allow(unused_imports)]
+pub use client::*;
+#[allow(unused_imports)]
+pub use rng::Rng;
+
+use herald_log::{StdStorage, Storage};
 use herald_server::{Config, run_with_storage};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-/// A server running on a thread of its own.
+/// A server running on a thread of its own, with a single-threaded tokio
+/// runtime like the binary's default. Dropping it stops it.
 pub struct Server {
     pub addr: SocketAddr,
+    data: PathBuf,
     stop: Option<oneshot::Sender<()>>,
-    thread: std::thread::JoinHandle<Result<(), herald_server::Error>>,
+    thread: Option<std::thread::JoinHandle<Result<(), herald_server::Error>>>,
+    /// The data directory, when the server made its own.
+    _tmp: Option<tempfile::TempDir>,
 }
 
 impl Server {
-    /// Starts `run_with_storage` on `127.0.0.1:0` with `config`.
-    pub fn start(config: Config, storage: Arc<dyn Storage>) -> Server {
+    /// A broker with default settings on a fresh temporary directory.
+    pub fn start() -> Server {
+        Server::with_config(|_| {})
+    }
+
+    /// A broker on a fresh temporary directory, with the settings `edit`
+    /// makes to the defaults (the in-process form of `herald serve` flags).
+    pub fn with_config(edit: impl FnOnce(&mut Config)) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::new(tmp.path().join("data"));
+        edit(&mut config);
+        let mut server = Server::start_on(config, Arc::new(StdStorage));
+        server._tmp = Some(tmp);
+        server
+    }
+
+    /// Starts `run_with_storage` on `127.0.0.1:0` with `config` (its data
+    /// directory is the caller's) and `storage`.
+    pub fn start_on(config: Config, storage: Arc<dyn Storage>) -> Server {
+        let data = config.data_dir.clone();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -33,7 +66,7 @@ impl Server {
                     .expect("bind");
                 addr_tx
                     .send(listener.local_addr().expect("address"))
-                    .unwrap();
+                    .expect("the test waits for the address");
                 run_with_storage(listener, config, storage, async {
                     let _ = stopped.await;
                 })
@@ -45,64 +78,45 @@ impl Server {
             .expect("server started");
         Server {
             addr,
+            data,
             stop: Some(stop),
-            thread,
+            thread: Some(thread),
+            _tmp: None,
         }
+    }
+
+    /// Opens a client connection (greeting already read).
+    pub fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data
     }
 
     /// Asks the server to stop (if it still runs) and returns how it ended.
     pub fn stop(mut self) -> Result<(), herald_server::Error> {
+        self.shut_down().expect("server thread")
+    }
+
+    fn shut_down(&mut self) -> Option<Result<(), herald_server::Error>> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        self.thread.join().expect("server thread")
+        let thread = self.thread.take()?;
+        Some(thread.join().expect("the server thread panicked"))
     }
 }
 
-/// A client that reads lines with a timeout.
-pub struct Client {
-    reader: BufReader<TcpStream>,
-    pub writer: TcpStream,
-}
-
-impl Client {
-    /// Connects and reads the greeting.
-    pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let writer = stream.try_clone().unwrap();
-        let mut client = Client {
-            reader: BufReader::new(stream),
-            writer,
-        };
-        let greeting = client.line().expect("greeting");
-        assert!(greeting.starts_with("+OK "), "{greeting}");
-        client
-    }
-
-    /// The next line without its CRLF; `None` once the server closed.
-    pub fn line(&mut self) -> Option<String> {
-        let mut line = String::new();
-        match self.reader.read_line(&mut line) {
-            Ok(0) => None,
-            Ok(_) => Some(line.trim_end().to_owned()),
-            // The broker may close with unread input: a reset is an end too.
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
-            Err(e) => panic!("read: {e}"),
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Stopped and joined before the data directory goes. A test that is
+        // already failing must not panic again here.
+        if !std::thread::panicking() {
+            let _ = self.shut_down();
+        } else if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
-    }
-
-    /// Sends one line.
-    pub fn send(&mut self, line: &str) {
-        // A server that stopped may have closed the socket already.
-        let _ = writeln!(self.writer, "{line}");
-    }
-
-    /// Sends a command and returns the next line (`None` if closed).
-    pub fn cmd(&mut self, line: &str) -> Option<String> {
-        self.send(line);
-        self.line()
     }
 }

@@ -1,7 +1,23 @@
-//! Helpers for integration tests: start the real `herald` binary on an
-//! ephemeral port with a temporary data directory, and talk to it over TCP
-//! the way a user's program would.
+//! Helpers for the binary's tests: the one launcher of `herald` child
+//! processes ([`herald`], which clears every `HERALD_*` variable of the
+//! environment the tests run in), a running `herald serve` ([`Server`]) with
+//! `kill -9` and restarts, finished runs of `dump`/`check` ([`run_herald`]),
+//! reading segment files the way `docs/storage.md` describes them, and
+//! tests that need root or `/proc` ([`skip_unless_ci`]).
+//!
+//! The line client and the seeded RNG are the server tests' own
+//! (`crates/herald-server/tests/common/`), included by path: both suites
+//! talk to a broker the same way.
 #![allow(dead_code)]
+
+#[path = "../../../herald-server/tests/common/client.rs"]
+mod client;
+#[path = "../../../herald-server/tests/common/rng.rs"]
+mod rng;
+#[allow(unused_imports)]
+pub use client::*;
+#[allow(unused_imports)]
+pub use rng::Rng;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -10,8 +26,47 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long a test waits for any single line before failing.
-pub const LINE_TIMEOUT: Duration = Duration::from_secs(20);
+/// A `herald` command for a child process: the environment of the test run
+/// minus every `HERALD_*` variable (a developer's `HERALD_FSYNC` or
+/// `HERALD_ADDR` must not change what a test sees), plus `HERALD_LOG=info`
+/// (tests read the log lines) and `NO_COLOR`, with stdin closed. A test sets
+/// what it needs on top.
+pub fn herald() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+    clear_herald_env(&mut cmd);
+    cmd.env("HERALD_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Removes every `HERALD_*` variable from `cmd`'s environment (for child
+/// processes that start `herald` themselves, like the Python tests).
+pub fn clear_herald_env(cmd: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("HERALD_") {
+            cmd.env_remove(name);
+        }
+    }
+}
+
+/// Whether the tests run in CI (`CI=true` or `CI=1`), where a test must not
+/// skip what it cannot do.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// For a test that needs what this machine may lack (root for `mount`,
+/// Linux's `/proc`): outside CI it prints why it does nothing and the test
+/// returns; under `CI=true` it fails, so CI never passes silently.
+#[track_caller]
+pub fn skip_unless_ci(why: &str) {
+    assert!(
+        !in_ci(),
+        "this test cannot run here, and CI must run it: {why}"
+    );
+    eprintln!("skipped: {why} (under CI=true this fails)");
+}
 
 /// A running `herald serve`.
 pub struct Server {
@@ -45,15 +100,13 @@ impl Server {
 
     /// Starts a broker on `data`; on failure returns what it printed.
     pub fn try_start_on(data: &Path, extra: &[&str]) -> Result<Server, String> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        let mut child = herald()
             .arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data")
             .arg(data)
             .args(extra)
-            .env("HERALD_LOG", "info")
-            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -141,148 +194,6 @@ impl Drop for Server {
     }
 }
 
-/// A line-oriented TCP client with timeouts.
-pub struct Client {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    /// Deliveries read while looking for a reply.
-    pub deliveries: std::collections::VecDeque<serde_json::Value>,
-}
-
-impl Client {
-    pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        let writer = stream.try_clone().unwrap();
-        let mut client = Client {
-            reader: BufReader::new(stream),
-            writer,
-            deliveries: Default::default(),
-        };
-        let greeting = client.line().expect("greeting");
-        assert!(greeting.starts_with("+OK "), "greeting: {greeting}");
-        client
-    }
-
-    /// Sends raw bytes.
-    pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("write");
-    }
-
-    /// Sends one line (LF added).
-    pub fn send(&mut self, line: &str) {
-        let mut bytes = line.as_bytes().to_vec();
-        bytes.push(b'\n');
-        self.send_raw(&bytes);
-    }
-
-    /// Next raw line from the server, without CRLF; None on EOF.
-    /// Panics if a line does not end with CRLF.
-    pub fn line(&mut self) -> Option<String> {
-        let mut buf = Vec::new();
-        let n = self.reader.read_until(b'\n', &mut buf).expect("read line");
-        if n == 0 {
-            return None;
-        }
-        assert!(
-            buf.ends_with(b"\r\n"),
-            "line not ending in CRLF: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
-        buf.truncate(buf.len() - 2);
-        Some(String::from_utf8(buf).expect("server wrote UTF-8"))
-    }
-
-    /// Next reply, keeping deliveries that come first in `self.deliveries`.
-    pub fn reply(&mut self) -> String {
-        loop {
-            let line = self
-                .line()
-                .expect("connection closed while waiting for a reply");
-            if line.starts_with('{') {
-                self.deliveries
-                    .push_back(serde_json::from_str(&line).expect("delivery is JSON"));
-            } else {
-                return line;
-            }
-        }
-    }
-
-    /// Sends a command and returns its reply.
-    pub fn cmd(&mut self, line: &str) -> String {
-        self.send(line);
-        self.reply()
-    }
-
-    /// Next delivery (buffered or read); panics if a reply comes instead.
-    pub fn delivery(&mut self) -> serde_json::Value {
-        if let Some(d) = self.deliveries.pop_front() {
-            return d;
-        }
-        let line = self
-            .line()
-            .expect("connection closed while waiting for a delivery");
-        assert!(line.starts_with('{'), "expected a delivery, got {line}");
-        serde_json::from_str(&line).expect("delivery is JSON")
-    }
-
-    /// Asserts that nothing arrives within `wait`.
-    pub fn assert_silent(&mut self, wait: Duration) {
-        assert!(
-            self.deliveries.is_empty(),
-            "unexpected deliveries: {:?}",
-            self.deliveries
-        );
-        self.reader.get_ref().set_read_timeout(Some(wait)).unwrap();
-        let mut buf = [0u8; 1];
-        let got = if !self.reader.buffer().is_empty() {
-            Ok(1)
-        } else {
-            self.reader.get_mut().read(&mut buf)
-        };
-        self.reader
-            .get_ref()
-            .set_read_timeout(Some(LINE_TIMEOUT))
-            .unwrap();
-        match got {
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
-            Ok(0) => panic!("connection closed"),
-            Ok(_) => {
-                let rest = self.line().unwrap_or_default();
-                panic!(
-                    "expected silence, got {}{rest}",
-                    String::from_utf8_lossy(&buf)
-                )
-            }
-            Err(e) => panic!("read error: {e}"),
-        }
-    }
-
-    /// Closes the write side (the server still answers what was sent).
-    pub fn shutdown_write(&mut self) {
-        let _ = self.writer.shutdown(std::net::Shutdown::Write);
-    }
-}
-
-/// The code word of a `-ERR` reply.
-pub fn err_code(reply: &str) -> &str {
-    assert!(reply.starts_with("-ERR "), "expected an error, got {reply}");
-    reply.split_whitespace().nth(1).unwrap_or("")
-}
-
-/// A pub line for a simple event.
-pub fn pub_line(topic: &str, id: &str, priority: u8, msg: &str) -> String {
-    format!(
-        "pub {topic} {}",
-        serde_json::json!({"id": id, "priority": priority, "msg": msg})
-    )
-}
-
-// ---- Helpers added for the protocol test suite (tests/protocol.rs & co.) ----
-
 impl Server {
     /// The process id of the running broker, if it is running.
     pub fn pid(&self) -> Option<u32> {
@@ -314,91 +225,283 @@ impl Server {
     }
 }
 
-impl Client {
-    /// Another handle on the socket, to write from another thread while this
-    /// client reads (pipelining far more than the socket buffers hold).
-    pub fn clone_writer(&self) -> TcpStream {
-        self.writer.try_clone().expect("clone socket")
-    }
+/// Size of a segment header (docs of `herald-log`).
+pub const HEADER_BYTES: usize = 24;
 
-    /// Asserts that the server closes the connection (EOF) with no further line.
-    pub fn expect_eof(&mut self) {
-        assert!(
-            self.deliveries.is_empty(),
-            "unexpected deliveries before EOF: {:?}",
-            self.deliveries
-        );
-        if let Some(line) = self.line() {
-            panic!("expected EOF, got {line}");
-        }
-    }
-
-    /// Sends a command and asserts its `-ERR` code.
-    #[track_caller]
-    pub fn expect_err(&mut self, line: &str, code: &str) {
-        let reply = self.cmd(line);
-        assert!(
-            reply.starts_with("-ERR ") && reply.split_whitespace().nth(1) == Some(code),
-            "`{}` should be -ERR {code}, got {reply}",
-            shorten(line)
-        );
-    }
-
-    /// `stats [topic]`, parsed (the JSON after `+OK `).
-    pub fn stats(&mut self, topic: Option<&str>) -> serde_json::Value {
-        let reply = match topic {
-            Some(t) => self.cmd(&format!("stats {t}")),
-            None => self.cmd("stats"),
-        };
-        let json = reply
-            .strip_prefix("+OK ")
-            .unwrap_or_else(|| panic!("stats failed: {reply}"));
-        serde_json::from_str(json).unwrap_or_else(|e| panic!("stats is not JSON ({e}): {json}"))
-    }
-
-    /// The counters of one topic from `stats <topic>`.
-    pub fn topic_stats(&mut self, topic: &str) -> serde_json::Value {
-        let stats = self.stats(Some(topic));
-        stats["topics"][topic].clone()
-    }
-
-    /// `topics`, parsed into a list of names.
-    pub fn topics(&mut self) -> Vec<String> {
-        let reply = self.cmd("topics");
-        let json = reply
-            .strip_prefix("+OK ")
-            .unwrap_or_else(|| panic!("topics failed: {reply}"));
-        serde_json::from_str(json)
-            .unwrap_or_else(|e| panic!("topics is not a JSON array of strings ({e}): {json}"))
-    }
+/// What a finished `herald` run printed.
+#[derive(Debug)]
+pub struct Finished {
+    /// Exit code (None if killed by a signal).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-/// A long line cut for an assertion message.
-pub fn shorten(line: &str) -> String {
-    if line.len() > 120 {
-        let mut end = 100;
-        while !line.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}... ({} bytes)", &line[..end], line.len())
-    } else {
-        line.to_string()
-    }
-}
-
-/// Polls `check` every 20 ms until it returns true or `timeout` passes.
-pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+/// Runs `herald <args>` to completion (killed and failed after `timeout`).
+pub fn run_herald(args: &[&str], timeout: Duration) -> Finished {
+    let mut child = herald()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn herald");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
     let deadline = Instant::now() + timeout;
-    loop {
-        if check() {
-            return true;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
         }
         if Instant::now() > deadline {
-            return false;
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "herald {args:?} still running after {timeout:?}; stderr so far:\n{}",
+                err_t.join().unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    Finished {
+        code: status.code(),
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
     }
 }
 
-/// How long `assert_silent` waits to conclude nothing more is coming.
-pub const QUIET: Duration = Duration::from_millis(300);
+/// `herald serve` on `data` that is expected to exit by itself (refusal).
+pub fn serve_expecting_exit(data: &Path, extra: &[&str]) -> Finished {
+    let data = data.to_str().expect("utf-8 path");
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data", data];
+    args.extend_from_slice(extra);
+    run_herald(&args, Duration::from_secs(60))
+}
+
+/// The segment files of a data directory, oldest first.
+pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read data dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.len() == 24 && n.ends_with(".log"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Total size in bytes of the segment files.
+pub fn log_bytes(dir: &Path) -> u64 {
+    segment_files(dir)
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+/// A record's place in a segment: start offset of its frame and payload length.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordPos {
+    pub start: usize,
+    pub len: usize,
+}
+
+impl RecordPos {
+    /// Offset just past this record.
+    pub fn end(&self) -> usize {
+        self.start + 8 + self.len
+    }
+}
+
+/// Walks the records of one segment's bytes: from offset 24, `len + 8` per
+/// record, until a zero length or the end of the data.
+pub fn walk_records(bytes: &[u8]) -> Vec<RecordPos> {
+    assert!(
+        bytes.len() >= HEADER_BYTES,
+        "segment shorter than its header"
+    );
+    assert_eq!(&bytes[..8], b"HRLDLOG\0", "segment magic");
+    let mut out = Vec::new();
+    let mut pos = HEADER_BYTES;
+    while pos + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            break;
+        }
+        assert!(
+            pos + 8 + len <= bytes.len(),
+            "record at {pos} runs past the file"
+        );
+        out.push(RecordPos { start: pos, len });
+        pos += 8 + len;
+    }
+    out
+}
+
+/// The payload kind byte of a record.
+pub fn record_kind(bytes: &[u8], r: RecordPos) -> u8 {
+    bytes[r.start + 8]
+}
+
+/// Copies a data directory's files (not the lock state: a copy is unlocked).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create copy dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        if entry.file_type().expect("file type").is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy file");
+        }
+    }
+}
+
+/// A raw line connection that returns `None` when the server goes away
+/// (for tests that kill the server under it).
+pub struct RawConn {
+    pub reader: BufReader<TcpStream>,
+    pub writer: TcpStream,
+}
+
+impl RawConn {
+    /// Connects and reads the greeting.
+    pub fn connect(addr: SocketAddr, read_timeout: Duration) -> RawConn {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(read_timeout)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let writer = stream.try_clone().unwrap();
+        let mut conn = RawConn {
+            reader: BufReader::new(stream),
+            writer,
+        };
+        let greeting = conn
+            .line_within(Duration::from_secs(20))
+            .expect("greeting before EOF");
+        assert!(greeting.starts_with("+OK "), "greeting: {greeting}");
+        conn
+    }
+
+    /// Next line without CRLF. `Ok(None)`: EOF or reset (server gone).
+    /// `Err(())`: read timeout.
+    pub fn line(&mut self) -> Result<Option<String>, ()> {
+        read_line(&mut self.reader)
+    }
+
+    /// Next line, waiting through read timeouts up to `limit` (panics
+    /// after it); `None` on EOF.
+    pub fn line_within(&mut self, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.line() {
+                Ok(line) => return line,
+                Err(()) => assert!(Instant::now() < deadline, "no line within {limit:?}"),
+            }
+        }
+    }
+
+    /// Sends one line; false if the server is gone.
+    pub fn send(&mut self, line: &str) -> bool {
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        self.writer.write_all(&bytes).is_ok()
+    }
+
+    pub fn set_read_timeout(&self, t: Duration) {
+        self.reader.get_ref().set_read_timeout(Some(t)).unwrap();
+    }
+}
+
+/// Next line without CRLF from a server connection. `Ok(None)`: EOF or
+/// reset (server gone). `Err(())`: read timeout (the server was quiet).
+pub fn read_line(reader: &mut BufReader<TcpStream>) -> Result<Option<String>, ()> {
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) if buf.is_empty() => return Ok(None),
+            Ok(_) => {
+                if !buf.ends_with(b"\r\n") {
+                    // Cut mid-line by the server dying.
+                    return Ok(None);
+                }
+                buf.truncate(buf.len() - 2);
+                return Ok(Some(String::from_utf8(buf).expect("server wrote UTF-8")));
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                // `read_until` keeps what it read in `buf`: a line begun
+                // is finished (or cut by EOF) on the next read.
+                if buf.is_empty() {
+                    return Err(());
+                }
+            }
+            Err(_) => return Ok(None),
+        }
+    }
+}
+
+/// Sorts `(publish_index, priority, id)` into delivery order: priority
+/// descending, then publish order.
+pub fn delivery_order(mut events: Vec<(usize, u8, String)>) -> Vec<String> {
+    events.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    events.into_iter().map(|e| e.2).collect()
+}
+
+/// The pid of the running `herald serve` whose command line names `data`.
+pub fn serve_pid(data: &Path) -> Option<u32> {
+    let needle = data.to_str()?.as_bytes().to_vec();
+    for entry in std::fs::read_dir("/proc").ok()? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        if args.contains(&&b"serve"[..]) && args.contains(&needle.as_slice()) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// A field of `/proc/<pid>/io` (e.g. `write_bytes`), if readable.
+pub fn proc_io(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A connection that holds durable name `name` (retrying while the
+/// broker still sees the previous connection that used it).
+pub fn hold_name(server: &Server, name: &str) -> Client {
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    loop {
+        let mut c = server.connect();
+        let reply = c.cmd(&format!("name {name}"));
+        if reply == format!("+OK name {name}") {
+            return c;
+        }
+        assert_eq!(err_code(&reply), "name_in_use");
+        assert!(Instant::now() < deadline, "{name} stays in use");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

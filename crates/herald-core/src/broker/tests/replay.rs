@@ -1,4 +1,4 @@
-//! Replay of the changes a broker recorded (`docs/protocol.md` 7, 14):
+//! Replay of the changes a broker recorded (`docs/protocol.md` 10):
 //! what a restart rebuilds.
 
 use super::*;

@@ -1,4 +1,5 @@
-//! PROTOCOL.md §1, §2, §4 and §8: framing and the exact text of every reply.
+//! `docs/protocol.md` sections 2, 3 and 6: framing and the exact text of
+//! every reply.
 mod common;
 use common::*;
 
@@ -124,7 +125,7 @@ fn empty_and_whitespace_only_lines_get_no_reply() {
     c.send_raw(b"\r\n \r\n\t\t\r\n\n\nping\r\n");
     assert_eq!(c.line().as_deref(), Some("+OK pong"));
     c.send_raw(b"\n\n \n");
-    c.assert_silent(QUIET);
+    c.assert_quiet();
     assert_eq!(c.cmd("ping"), "+OK pong");
 }
 
@@ -207,7 +208,7 @@ fn tokens_may_be_separated_by_tabs_and_several_spaces() {
     }
     assert_eq!(c.delivery()["id"], "a");
     assert_eq!(c.delivery()["id"], "b");
-    c.assert_silent(QUIET);
+    c.assert_quiet();
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! PROTOCOL.md §1, §2, §5 under load: deep pipelining, a subscriber that does
-//! not read, concurrent publishers, and long lines that must not be buffered.
+//! `docs/protocol.md` sections 2, 3 and 9 under load: deep pipelining, a
+//! subscriber that does not read, concurrent publishers, many connections.
 mod common;
 use common::*;
 
@@ -120,7 +120,7 @@ fn slow_subscriber_does_not_block_publishers_or_other_connections() {
     for (i, id) in seen.iter().enumerate() {
         assert_eq!(*id, i.to_string(), "delivery {i} out of publish order");
     }
-    slow.assert_silent(QUIET);
+    slow.assert_quiet();
     let t = bystander.topic_stats("slow");
     assert_eq!(
         (t["pending"].as_u64(), t["in_flight"].as_u64()),
@@ -204,43 +204,6 @@ fn concurrent_publishers_and_subscribers_lose_and_repeat_nothing() {
         (t["pending"].as_u64(), t["in_flight"].as_u64()),
         (Some(0), Some(0)),
         "{t}"
-    );
-}
-
-/// Peak resident memory of a process, in KiB (Linux).
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-}
-
-#[test]
-fn an_overlong_line_is_discarded_as_it_arrives_not_buffered_whole() {
-    let server = Server::start();
-    let pid = server.pid().expect("running");
-    let Some(before) = peak_rss_kib(pid) else {
-        eprintln!("no /proc: skipping the memory check");
-        return;
-    };
-    let mut c = server.connect();
-    let mut w = c.clone_writer();
-    const LINE_MIB: usize = 128;
-    let sender = std::thread::spawn(move || {
-        let chunk = vec![b'y'; 1024 * 1024];
-        for _ in 0..LINE_MIB {
-            w.write_all(&chunk).unwrap();
-        }
-        w.write_all(b"\nping\n").unwrap();
-    });
-    assert_eq!(err_code(&c.reply()), "line_too_long");
-    assert_eq!(c.reply(), "+OK pong");
-    sender.join().unwrap();
-    let after = peak_rss_kib(pid).unwrap();
-    assert!(
-        after < before + 32 * 1024,
-        "peak RSS grew from {before} KiB to {after} KiB for a {LINE_MIB} MiB line"
     );
 }
 

@@ -1,5 +1,6 @@
-//! PROTOCOL.md §3-§5 and §8: what a delivery looks like, in which order
-//! events are delivered, prefetch, duplicates, fan-out and unsub.
+//! `docs/protocol.md` sections 4, 5, 6 and 9: what a delivery looks like,
+//! in which order events are delivered, prefetch, duplicates, fan-out and
+//! unsub.
 mod common;
 use common::*;
 
@@ -56,7 +57,7 @@ fn integer_id_is_delivered_as_its_decimal_string() {
         c.cmd("ack t 18446744073709551615"),
         "+OK acked t 18446744073709551615"
     );
-    c.assert_silent(QUIET);
+    c.assert_quiet();
 }
 
 #[test]
@@ -177,7 +178,7 @@ fn higher_priority_first_and_equal_priorities_in_publish_order() {
     ] {
         publish(&mut publisher, "t", id, priority);
     }
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
     let mut order = Vec::new();
     let mut last = "first".to_string();
     for _ in 0..6 {
@@ -201,7 +202,7 @@ fn higher_priority_first_and_equal_priorities_in_publish_order() {
         ]
     );
     assert_eq!(sub.cmd("ack t p0"), "+OK acked t p0");
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
 }
 
 #[test]
@@ -263,7 +264,7 @@ fn sub_reply_precedes_the_first_delivery() {
         let d: serde_json::Value = serde_json::from_str(&line).expect("delivery JSON");
         assert_eq!(d["id"], i.to_string());
     }
-    back.assert_silent(QUIET);
+    back.assert_quiet();
 
     // Re-subscribing with a larger prefetch: reply, then the deliveries.
     let mut anon = subscriber(&server, "u", 1);
@@ -331,7 +332,7 @@ fn ack_reply_precedes_the_delivery_it_frees() {
             acked += 1;
         }
     }
-    sub2.assert_silent(QUIET);
+    sub2.assert_quiet();
 }
 
 #[test]
@@ -345,7 +346,7 @@ fn prefetch_n_delivers_at_most_n_unacked() {
     for i in 0..3 {
         assert_eq!(sub.delivery()["id"], i.to_string());
     }
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
     let t = publisher.topic_stats("t");
     assert_eq!(
         (t["in_flight"].as_u64(), t["pending"].as_u64()),
@@ -355,12 +356,12 @@ fn prefetch_n_delivers_at_most_n_unacked() {
     // Acking the second frees one slot: exactly one more.
     assert_eq!(sub.cmd("ack t 1"), "+OK acked t 1");
     assert_eq!(sub.delivery()["id"], "3");
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
     assert_eq!(sub.cmd("ack t 0"), "+OK acked t 0");
     assert_eq!(sub.cmd("ack t 2"), "+OK acked t 2");
     assert_eq!(sub.delivery()["id"], "4");
     assert_eq!(sub.delivery()["id"], "5");
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
 }
 
 #[test]
@@ -374,10 +375,10 @@ fn default_prefetch_is_one() {
         publish(&mut publisher, "t", &i.to_string(), 0);
     }
     assert_eq!(sub.delivery()["id"], "0");
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
     assert_eq!(sub.cmd("ack t 0"), "+OK acked t 0");
     assert_eq!(sub.delivery()["id"], "1");
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
 }
 
 #[test]
@@ -389,11 +390,11 @@ fn resubscribing_keeps_the_queue_and_applies_the_new_prefetch() {
         publish(&mut publisher, "t", &i.to_string(), 0);
     }
     assert_eq!(sub.delivery()["id"], "0");
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
     assert_eq!(sub.cmd("sub t 3"), "+OK subscribed t");
     assert_eq!(sub.delivery()["id"], "1");
     assert_eq!(sub.delivery()["id"], "2");
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
     let t = publisher.topic_stats("t");
     assert_eq!(t["subscribers"], 1, "{t}");
     assert_eq!(t["in_flight"], 3, "{t}");
@@ -401,15 +402,15 @@ fn resubscribing_keeps_the_queue_and_applies_the_new_prefetch() {
     // Lowering the prefetch: nothing new until in-flight drops below it.
     assert_eq!(sub.cmd("sub t 2"), "+OK subscribed t");
     assert_eq!(sub.cmd("ack t 0"), "+OK acked t 0");
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
     assert_eq!(sub.cmd("ack t 1"), "+OK acked t 1");
     assert_eq!(sub.delivery()["id"], "3");
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
     assert_eq!(sub.cmd("ack t 2"), "+OK acked t 2");
     assert_eq!(sub.delivery()["id"], "4");
     // Re-subscribing did not redeliver anything in flight.
     assert_eq!(sub.cmd("sub t 2"), "+OK subscribed t");
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
 }
 
 #[test]
@@ -423,7 +424,7 @@ fn acking_a_queued_event_means_it_is_never_delivered() {
     assert_eq!(sub.delivery()["id"], "1");
     assert_eq!(sub.cmd("ack t 2"), "+OK acked t 2");
     // Acking a queued event frees no slot.
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
     let t = publisher.topic_stats("t");
     assert_eq!(
         (t["in_flight"].as_u64(), t["pending"].as_u64()),
@@ -433,7 +434,7 @@ fn acking_a_queued_event_means_it_is_never_delivered() {
     assert_eq!(sub.cmd("ack t 1"), "+OK acked t 1");
     assert_eq!(sub.delivery()["id"], "3");
     assert_eq!(sub.cmd("ack t 3"), "+OK acked t 3");
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
     sub.expect_err("ack t 2", "no_event");
 }
 
@@ -477,13 +478,13 @@ fn same_id_while_pending_is_a_duplicate_and_changes_nothing() {
         (a["id"].as_str(), a["msg"].as_str()),
         (Some("a"), Some("original"))
     );
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
     assert_eq!(sub.cmd("ack t a"), "+OK acked t a");
     let b = sub.delivery();
     assert_eq!(b["msg"], "original");
     assert_eq!(b["priority"], 1);
     assert_eq!(sub.cmd("ack t b"), "+OK acked t b");
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
     // Every subscriber acked: the id is free again and delivered anew.
     assert_eq!(
         publisher.cmd(r#"pub t {"id":"a","msg":"again"}"#),
@@ -509,7 +510,7 @@ fn duplicate_while_pending_for_any_subscriber() {
         publisher.cmd(&pub_line("t", "x", 0, "m")),
         "+OK duplicate t x"
     );
-    fast.assert_silent(QUIET);
+    fast.assert_quiet();
     assert_eq!(slow.delivery()["id"], "x");
     assert_eq!(slow.cmd("ack t x"), "+OK acked t x");
     assert_eq!(
@@ -546,7 +547,7 @@ fn publish_without_subscribers_is_accepted_and_dropped() {
     // A later subscriber does not get it.
     let mut late = server.connect();
     assert_eq!(late.cmd("sub lonely 10"), "+OK subscribed lonely");
-    late.assert_silent(QUIET);
+    late.assert_quiet();
     late.expect_err("ack lonely 1", "no_event");
 }
 
@@ -578,7 +579,7 @@ fn every_subscriber_gets_every_event_and_acks_independently() {
     }
     assert_eq!(subs[1].cmd("ack fan 0"), "+OK acked fan 0");
     assert_eq!(subs[1].delivery()["id"], "1");
-    subs[2].assert_silent(QUIET);
+    subs[2].assert_quiet();
     let t = publisher.topic_stats("fan");
     assert_eq!(t["in_flight"], 2, "{t}");
     assert_eq!(t["pending"], 3, "{t}");
@@ -586,7 +587,7 @@ fn every_subscriber_gets_every_event_and_acks_independently() {
     assert_eq!(subs[2].cmd("ack fan 0"), "+OK acked fan 0");
     assert_eq!(subs[2].delivery()["id"], "1");
     for s in subs.iter_mut() {
-        s.assert_silent(QUIET);
+        s.assert_quiet();
     }
 }
 
@@ -644,12 +645,12 @@ fn unsub_discards_the_queue() {
     sub.expect_err("ack t 0", "not_subscribed");
     // No more deliveries to it, and a new subscription starts empty.
     publish(&mut publisher, "t", "3", 0);
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
     assert_eq!(sub.cmd("sub t 10"), "+OK subscribed t");
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
     publish(&mut publisher, "t", "4", 0);
     assert_eq!(sub.delivery()["id"], "4");
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
     // The other subscriber still has all of its events.
     assert_eq!(other.cmd("sub t 10"), "+OK subscribed t");
     let ids: Vec<String> = (0..4)
@@ -685,7 +686,7 @@ fn unsub_frees_the_ids_it_held() {
     assert_eq!(sub.cmd("unsub t"), "+OK unsubscribed t");
     publish(&mut publisher, "t", "held", 0);
     publish(&mut publisher, "t", "queued", 0);
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
 }
 
 #[test]
@@ -752,13 +753,13 @@ fn prefetch_and_queues_are_per_topic() {
     ];
     got.sort();
     assert_eq!(got, ["a1", "b1"]);
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
     // An id pending on one topic is unknown on the other.
     sub.expect_err("ack a b1", "no_event");
     sub.expect_err("ack b a2", "no_event");
     assert_eq!(sub.cmd("ack b b1"), "+OK acked b b1");
     assert_eq!(sub.delivery()["id"], "b2");
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
     assert_eq!(sub.cmd("unsub a"), "+OK unsubscribed a");
     let b = publisher.topic_stats("b");
     assert_eq!(

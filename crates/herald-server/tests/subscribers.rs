@@ -1,4 +1,4 @@
-//! PROTOCOL.md §6 while the broker keeps running: anonymous subscribers are
+//! `docs/protocol.md` section 8 while the broker keeps running: anonymous subscribers are
 //! cleaned up on disconnect, durable (named) ones keep their queues.
 mod common;
 use common::*;
@@ -127,7 +127,7 @@ fn durable_subscriber_gets_missed_events_and_redelivery_after_reconnect() {
     assert_eq!(last["subscribers"], 1, "{last}");
     assert_eq!(last["pending"], 3, "{last}");
     // Nothing is delivered until `sub`.
-    bob.assert_silent(QUIET);
+    bob.assert_quiet();
     assert_eq!(bob.cmd("sub t"), "+OK subscribed t");
     let again = bob.delivery();
     assert_eq!(again["id"], "1");
@@ -138,7 +138,7 @@ fn durable_subscriber_gets_missed_events_and_redelivery_after_reconnect() {
         "a redelivery is the same event"
     );
     assert_eq!(again["priority"], first["priority"]);
-    bob.assert_silent(QUIET);
+    bob.assert_quiet();
     assert_eq!(bob.cmd("ack t 1"), "+OK acked t 1");
     let two = bob.delivery();
     assert_eq!(two["id"], "2");
@@ -148,7 +148,7 @@ fn durable_subscriber_gets_missed_events_and_redelivery_after_reconnect() {
     assert_eq!(three["id"], "3");
     assert!(three.get("redelivered").is_none(), "{three}");
     assert_eq!(bob.cmd("ack t 3"), "+OK acked t 3");
-    bob.assert_silent(QUIET);
+    bob.assert_quiet();
     // Nothing acknowledged comes back.
     let t = publisher.topic_stats("t");
     assert_eq!(
@@ -183,7 +183,7 @@ fn durable_subscription_is_only_resumed_topic_by_topic() {
         );
     }
     let mut ann = reconnect_as(&server, "ann");
-    ann.assert_silent(QUIET);
+    ann.assert_quiet();
     assert_eq!(ann.cmd("sub b"), "+OK subscribed b");
     let d = ann.delivery();
     assert_eq!(
@@ -194,7 +194,7 @@ fn durable_subscription_is_only_resumed_topic_by_topic() {
         d.get("redelivered").is_none(),
         "never delivered before: {d}"
     );
-    ann.assert_silent(QUIET);
+    ann.assert_quiet();
     // `sub a` resumes the other one.
     assert_eq!(ann.cmd("sub a"), "+OK subscribed a");
     assert_eq!(ann.delivery()["topic"], "a");
@@ -226,7 +226,7 @@ fn durable_unsub_discards_the_queue_for_good() {
     let mut cy = reconnect_as(&server, "cy");
     cy.expect_err("ack t 1", "not_subscribed");
     assert_eq!(cy.cmd("sub t"), "+OK subscribed t");
-    cy.assert_silent(QUIET);
+    cy.assert_quiet();
 }
 
 #[test]
@@ -246,7 +246,7 @@ fn redelivered_events_keep_their_place_in_priority_order() {
     // eve holds a and b; c and d are queued.
     assert_eq!(eve.delivery()["id"], "a");
     assert_eq!(eve.delivery()["id"], "b");
-    eve.assert_silent(QUIET);
+    eve.assert_quiet();
     drop(eve);
     assert_eq!(
         publisher.cmd(&pub_line("t", "e", 9, "m")),
@@ -262,7 +262,7 @@ fn redelivered_events_keep_their_place_in_priority_order() {
         publisher.cmd(&pub_line("t", "g", 0, "m")),
         "+OK published t g"
     );
-    eve.assert_silent(QUIET);
+    eve.assert_quiet();
     // Default prefetch 1 now: one at a time, best first, equal priorities in
     // publish order (a and b were published before d and f).
     assert_eq!(eve.cmd("sub t"), "+OK subscribed t");
@@ -272,7 +272,7 @@ fn redelivered_events_keep_their_place_in_priority_order() {
         let id = d["id"].as_str().unwrap().to_string();
         let redelivered = d.get("redelivered").cloned();
         order.push((id.clone(), redelivered));
-        eve.assert_silent(Duration::from_millis(100));
+        eve.assert_quiet();
         assert_eq!(eve.cmd(&format!("ack t {id}")), format!("+OK acked t {id}"));
     }
     let t = Some(serde_json::Value::Bool(true));
@@ -288,7 +288,7 @@ fn redelivered_events_keep_their_place_in_priority_order() {
             ("g".to_string(), None),
         ]
     );
-    eve.assert_silent(QUIET);
+    eve.assert_quiet();
 }
 
 #[test]
@@ -400,7 +400,7 @@ fn acked_events_do_not_come_back_after_a_reconnect() {
         assert_eq!(d["id"], id);
         assert_eq!(d["redelivered"], true, "{d}");
     }
-    fay.assert_silent(QUIET);
+    fay.assert_quiet();
 }
 
 #[test]
@@ -432,7 +432,7 @@ fn a_reconnected_durable_subscriber_can_ack_and_unsub_before_sub() {
         "{t}"
     );
     assert_eq!(gus.cmd("sub t 5"), "+OK subscribed t");
-    gus.assert_silent(QUIET);
+    gus.assert_quiet();
     // Its old ids are free again.
     assert_eq!(
         publisher.cmd(&pub_line("t", "2", 0, "m")),

@@ -1,5 +1,6 @@
-//! PROTOCOL.md §1-§4, §6, §8: every error code the server can produce, which
-//! one wins when several apply, and that the connection stays usable.
+//! `docs/protocol.md` section 7 (and the line limit of section 2): every
+//! error code the server can produce, which one wins when several apply,
+//! and that the connection stays usable.
 mod common;
 use common::*;
 
@@ -268,7 +269,7 @@ fn malformed_events_are_bad_event_and_store_nothing() {
     assert_eq!(t["published"], 0, "{t}");
     assert_eq!(t["pending"], 0, "{t}");
     assert_eq!(t["in_flight"], 0, "{t}");
-    sub.assert_silent(QUIET);
+    sub.assert_quiet();
     // And none of those ids is now taken: "1" is a fresh publish.
     assert_eq!(c.cmd(r#"pub t {"id":"1","msg":"m"}"#), "+OK published t 1");
     assert_eq!(sub.delivery()["id"], "1");
@@ -361,7 +362,7 @@ fn invalid_utf8_is_bad_request_and_the_connection_stays_usable() {
     // The pub with invalid UTF-8 stored nothing.
     assert_eq!(c.topic_stats("t")["published"], 0);
     assert_eq!(c.topics(), ["t"]);
-    c.assert_silent(QUIET);
+    c.assert_quiet();
 }
 
 #[test]
@@ -433,7 +434,7 @@ fn ack_of_unknown_or_already_acked_id_is_no_event() {
     late.expect_err("ack t 2", "no_event");
     assert_eq!(c.delivery()["id"], "2");
     assert_eq!(c.cmd("ack t 2"), "+OK acked t 2");
-    late.assert_silent(QUIET);
+    late.assert_quiet();
 }
 
 #[test]
@@ -565,7 +566,7 @@ fn several_long_lines_sent_in_pieces_are_each_rejected() {
 
 #[test]
 fn max_line_bytes_is_configurable() {
-    let server = Server::start_with(&["--max-line-bytes", "100"]);
+    let server = Server::with_config(|c| c.max_line_bytes = 100);
     let mut c = server.connect();
     let ok = format!("ping{}", " ".repeat(96));
     assert_eq!(ok.len(), 100);
@@ -579,7 +580,7 @@ fn max_line_bytes_is_configurable() {
 fn shape_errors_win_over_state_errors() {
     let server = Server::start();
     let mut c = server.connect();
-    // Examples from §2.
+    // The examples of "Which error wins" (section 7).
     c.expect_err("sub bad/topic 0", "bad_args");
     c.expect_err("pub bad/topic notjson", "bad_topic");
     // More: unknown word first, then args, then topic, then event, then state.

@@ -1,4 +1,5 @@
-//! The seed's telnet session, replayed against the real binary.
+//! The seed's telnet session (`docs/protocol.md` section 1), replayed
+//! against the broker.
 mod common;
 use common::*;
 
