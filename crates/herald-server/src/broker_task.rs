@@ -27,13 +27,16 @@
 //! synchronous ones (the old segment at a rotation, the end of a compaction,
 //! a graceful stop) pause all connections for one fdatasync each.
 
+use crate::admin::AdminRequest;
 use crate::config::{Config, FsyncMode};
 use crate::sync::SyncRequest;
+use crate::telemetry::Telemetry;
 use bytes::{Bytes, BytesMut};
 use herald_core::{Broker, Change, ConnId, Effects, Output, Seq, record};
 use herald_log::{Log, Lsn};
 use herald_proto::{Command, Delivery, ErrorCode, ParseError, Reply, ReplyMode};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
@@ -78,6 +81,8 @@ pub enum Input {
     },
     /// Periodic wake-up: interval syncs, compaction, retries.
     Tick,
+    /// A read or an operator change from the HTTP API ([`crate::admin`]).
+    Admin(AdminRequest),
     /// Flush, sync and stop.
     Shutdown {
         /// Signalled when the log is synced.
@@ -159,6 +164,8 @@ pub struct BrokerTask {
     fx: Effects,
     /// Number of the current batch.
     batch: u64,
+    /// `-ERR` counts and fdatasync latency, for metrics.
+    telemetry: Arc<Telemetry>,
 }
 
 mod rustc_hash_map {
@@ -227,6 +234,7 @@ impl BrokerTask {
         log: Log,
         config: Config,
         sync_tx: std_mpsc::Sender<SyncRequest>,
+        telemetry: Arc<Telemetry>,
     ) -> Self {
         let synced = log.written();
         BrokerTask {
@@ -249,6 +257,7 @@ impl BrokerTask {
             fatal: None,
             fx: Effects::new(),
             batch: 0,
+            telemetry,
         }
     }
 
@@ -378,6 +387,7 @@ impl BrokerTask {
                     self.maybe_start_compaction();
                 }
             }
+            Input::Admin(AdminRequest(request)) => self.on_admin(request, now),
             Input::Shutdown { .. } => {}
         }
     }
@@ -537,6 +547,7 @@ impl BrokerTask {
     }
 
     fn push_reply(&mut self, conn: ConnId, reply: &Reply, gate: Lsn) {
+        self.telemetry.count_reply(reply);
         // In `replies errors` mode a suppressed reply still keeps its place:
         // asking for the buffer holds later output behind its gate.
         let suppressed = self
@@ -720,7 +731,7 @@ impl BrokerTask {
             // while the disk works (group commit).
             let unsynced = lsn.0.saturating_sub(self.synced.0);
             if self.config.fsync == FsyncMode::Always && unsynced <= INLINE_SYNC_MAX_BYTES {
-                match target.sync() {
+                match self.telemetry.fsync().time(|| target.sync()) {
                     Ok(()) => {
                         self.last_sync = Instant::now();
                         self.on_synced(lsn);
@@ -768,5 +779,6 @@ impl BrokerTask {
     }
 }
 
+mod admin;
 mod compaction;
 use compaction::Compaction;
