@@ -29,11 +29,11 @@ use crate::config::FsyncMode;
 use crate::telemetry::Telemetry;
 use herald_core::broker::stats::ConnectionView;
 use herald_core::{ConnId, TopicCounters, TopicStats};
-use herald_proto::{Command, Reply, ReplyMode};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use herald_proto::{Command, ErrorCode, Reply, ReplyMode};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Connection ids from here up are pseudo-connections (see the module
 /// docs); the accept loop counts up from 1 and never gets near.
@@ -69,7 +69,7 @@ struct Shared {
     broker: OnceLock<mpsc::Sender<Input>>,
     telemetry: Arc<Telemetry>,
     started: Instant,
-    phase: AtomicU8,
+    phase: watch::Sender<Phase>,
     next_pseudo: AtomicU64,
 }
 
@@ -171,7 +171,7 @@ impl Admin {
                 broker: OnceLock::new(),
                 telemetry: Arc::new(Telemetry::new()),
                 started: Instant::now(),
-                phase: AtomicU8::new(Phase::Starting as u8),
+                phase: watch::Sender::new(Phase::Starting),
                 next_pseudo: AtomicU64::new(0),
             }),
         }
@@ -189,10 +189,17 @@ impl Admin {
 
     /// Where the server is in its life.
     pub fn phase(&self) -> Phase {
-        match self.shared.phase.load(Ordering::Acquire) {
-            x if x == Phase::Serving as u8 => Phase::Serving,
-            x if x == Phase::Stopping as u8 => Phase::Stopping,
-            _ => Phase::Starting,
+        *self.shared.phase.borrow()
+    }
+
+    /// Waits until the server is past [`Phase::Starting`] (recovered and
+    /// serving, or stopping because recovery failed) and returns the phase.
+    pub async fn started(&self) -> Phase {
+        let mut rx = self.shared.phase.subscribe();
+        match rx.wait_for(|p| *p != Phase::Starting).await {
+            Ok(phase) => *phase,
+            // The sender lives in `self`: it cannot be gone.
+            Err(_) => self.phase(),
         }
     }
 
@@ -203,7 +210,7 @@ impl Admin {
     }
 
     pub(crate) fn set_phase(&self, phase: Phase) {
-        self.shared.phase.store(phase as u8, Ordering::Release);
+        self.shared.phase.send_replace(phase);
     }
 
     fn broker(&self) -> Result<&mpsc::Sender<Input>, AdminError> {
@@ -308,16 +315,22 @@ impl Admin {
         self.ask(Request::Metrics).await
     }
 
-    /// Runs `command` (a mutating one, such as `pub`) as a connection
-    /// would, and returns its reply once the broker releases it (for `pub`
-    /// under `--fsync always`: after the fdatasync).
+    /// Runs one protocol line (such as `pub <topic> <event>`) as a
+    /// connection would: parsed, checked and applied by the same code, its
+    /// errors counted alike, and returns its reply once the broker releases
+    /// it (for `pub` under `--fsync always`: after the fdatasync).
     ///
     /// # Errors
     /// `Unavailable` unless the broker is serving.
-    pub async fn command(&self, command: Command) -> Result<Reply, AdminError> {
+    pub async fn command(&self, line: &str) -> Result<Reply, AdminError> {
+        let parsed = match herald_proto::parse_line(line.as_bytes()) {
+            Ok(Some(command)) => Ok(command),
+            Ok(None) => return Ok(Reply::error(ErrorCode::BadArgs, "empty command")),
+            Err(e) => Err(e),
+        };
         self.on_pseudo_conn(|conn| Input::Commands {
             conn,
-            commands: vec![Ok(command)],
+            commands: vec![parsed],
         })
         .await
     }
