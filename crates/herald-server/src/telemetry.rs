@@ -153,8 +153,9 @@ pub struct HistogramSnapshot {
     pub sum_seconds: f64,
     /// Number of observations.
     pub count: u64,
-    /// (upper bound in seconds, observations at or below it), cumulative,
-    /// `+Inf` last.
+    /// (upper bound in seconds, observations in this bucket alone), `+Inf`
+    /// last: not cumulative, as `prometheus-client`'s encoder takes them
+    /// (it adds them up as it writes the `le` series).
     pub buckets: Vec<(f64, u64)>,
 }
 
@@ -180,23 +181,24 @@ impl FsyncHistogram {
         self.sum_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
-    /// The counts so far, cumulative as Prometheus wants them.
+    /// The counts so far, per bucket.
     pub fn snapshot(&self) -> HistogramSnapshot {
-        let mut running = 0;
+        let mut count = 0;
         let mut buckets = Vec::with_capacity(self.buckets.len());
         for (i, n) in self.buckets.iter().enumerate() {
-            running += n.load(Ordering::Relaxed);
+            let n = n.load(Ordering::Relaxed);
+            count += n;
             let le = FSYNC_BUCKETS_SECONDS
                 .get(i)
                 .copied()
                 .unwrap_or(f64::INFINITY);
-            buckets.push((le, running));
+            buckets.push((le, n));
         }
         HistogramSnapshot {
             sum_seconds: self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
-            // The +Inf bucket, so that count and buckets agree even when a
-            // scrape races an observation.
-            count: running,
+            // Counted from the buckets, so that count and `+Inf` agree even
+            // when a scrape races an observation.
+            count,
             buckets,
         }
     }
@@ -207,7 +209,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fsync_buckets_are_cumulative_and_end_with_inf() {
+    fn fsync_buckets_count_each_observation_once_and_end_with_inf() {
         let h = FsyncHistogram::default();
         h.observe(Duration::from_micros(50));
         h.observe(Duration::from_millis(3));
@@ -215,8 +217,9 @@ mod tests {
         let s = h.snapshot();
         assert_eq!(s.count, 3);
         assert_eq!(s.buckets.first(), Some(&(0.0001, 1)));
-        assert_eq!(s.buckets.iter().find(|b| b.0 == 0.005), Some(&(0.005, 2)));
-        assert_eq!(s.buckets.last(), Some(&(f64::INFINITY, 3)));
+        assert_eq!(s.buckets.iter().find(|b| b.0 == 0.005), Some(&(0.005, 1)));
+        assert_eq!(s.buckets.last(), Some(&(f64::INFINITY, 1)));
+        assert_eq!(s.buckets.iter().map(|b| b.1).sum::<u64>(), 3);
         assert!((s.sum_seconds - 5.00305).abs() < 1e-9);
     }
 
