@@ -128,3 +128,45 @@ async fn method_not_allowed() -> ApiError {
         "this path does not take that method",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn before_the_broker_serves_health_and_api_are_503() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let admin = Admin::new();
+        assert_eq!(admin.phase(), Phase::Starting);
+        let settings = Settings {
+            max_body_bytes: 1024,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, admin, settings, async {
+            let _ = stopped.await;
+        }));
+        for path in ["/healthz", "/api/v1/overview", "/api/v1/topics", "/metrics"] {
+            let response = get(addr, path).await;
+            assert!(response.starts_with("HTTP/1.1 503"), "{path}: {response}");
+            assert!(
+                response.contains(r#""error":"unavailable""#),
+                "{path}: {response}"
+            );
+        }
+        // The console page needs no broker.
+        assert!(get(addr, "/").await.starts_with("HTTP/1.1 200"));
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    }
+}
