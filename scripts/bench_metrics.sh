@@ -13,7 +13,7 @@ DIR="$(mktemp -d)"
 "$BIN" serve --listen 127.0.0.1:0 --data "$DIR/data" --fsync interval >"$DIR/log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DIR"' EXIT
-for _ in $(seq 100); do grep -q "http listening" "$DIR/log" && break; sleep 0.1; done
+for _ in $(seq 100); do grep -q " listening addr=" "$DIR/log" && break; sleep 0.1; done
 ADDR=$(grep -m1 " listening addr=" "$DIR/log" | sed 's/.*addr=\([^ ]*\).*/\1/')
 HTTP=$(grep -m1 "http listening" "$DIR/log" | sed 's/.*addr=\([^ ]*\).*/\1/')
 echo "broker $ADDR, http $HTTP: creating $TOPICS topics"

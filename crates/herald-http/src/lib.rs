@@ -73,17 +73,11 @@ pub async fn serve(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // `/healthz` answers while the log recovers; the API is served once
-    // the broker is (and the log line says so after the protocol
-    // listener's own).
+    // Logged at once, before the broker's own `listening` line (which
+    // tools wait for as the sign that the broker serves): `/healthz`
+    // answers 503 while the log recovers, the API once the broker serves.
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(http_addr = %addr, "http bound (health checks only until recovered)");
-        let admin = admin.clone();
-        tokio::spawn(async move {
-            if admin.started().await == Phase::Serving {
-                tracing::info!(%addr, "http listening");
-            }
-        });
+        tracing::info!(http_addr = %addr, "http listening");
     }
     axum::serve(listener, router(admin, &settings))
         .with_graceful_shutdown(shutdown)

@@ -192,17 +192,6 @@ impl Admin {
         *self.shared.phase.borrow()
     }
 
-    /// Waits until the server is past [`Phase::Starting`] (recovered and
-    /// serving, or stopping because recovery failed) and returns the phase.
-    pub async fn started(&self) -> Phase {
-        let mut rx = self.shared.phase.subscribe();
-        match rx.wait_for(|p| *p != Phase::Starting).await {
-            Ok(phase) => *phase,
-            // The sender lives in `self`: it cannot be gone.
-            Err(_) => self.phase(),
-        }
-    }
-
     pub(crate) fn attach(&self, broker: mpsc::Sender<Input>) {
         // A second server on the same handle is a programming error in the
         // caller; the first broker stays attached.

@@ -525,7 +525,7 @@ pub fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
 }
 
 impl Server {
-    /// The HTTP API's address, from the `http listening addr=...` log line.
+    /// The HTTP API's address, from the `http listening http_addr=...` log line.
     pub fn http_addr(&self) -> SocketAddr {
         let mut found = None;
         let ok = eventually(LINE_TIMEOUT, || {
@@ -535,7 +535,7 @@ impl Server {
                 .find(|l| l.contains("http listening"))
                 .and_then(|l| {
                     l.split_whitespace()
-                        .find_map(|w| w.strip_prefix("addr="))
+                        .find_map(|w| w.strip_prefix("http_addr="))
                         .map(str::to_string)
                 });
             found.is_some()
@@ -599,12 +599,16 @@ impl Herald {
         found.unwrap()
     }
 
-    /// The `addr=` field of the first line containing every one of `words`.
+    /// The `addr=` (or `http_addr=`) field of the first line containing
+    /// every one of `words`.
     #[track_caller]
     pub fn addr_of(&self, words: &[&str]) -> SocketAddr {
         let line = self.wait_for(words);
         line.split_whitespace()
-            .find_map(|w| w.strip_prefix("addr="))
+            .find_map(|w| {
+                w.strip_prefix("addr=")
+                    .or_else(|| w.strip_prefix("http_addr="))
+            })
             .unwrap_or_else(|| panic!("no addr= in {line}"))
             .parse()
             .expect("address")
