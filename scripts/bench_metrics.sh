@@ -15,7 +15,7 @@ PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DIR"' EXIT
 for _ in $(seq 100); do grep -q " listening addr=" "$DIR/log" && break; sleep 0.1; done
 ADDR=$(grep -m1 " listening addr=" "$DIR/log" | sed 's/.*addr=\([^ ]*\).*/\1/')
-HTTP=$(grep -m1 "http listening" "$DIR/log" | sed 's/.*addr=\([^ ]*\).*/\1/')
+HTTP=$(grep -m1 "http bound" "$DIR/log" | sed 's/.*addr=\([^ ]*\).*/\1/')
 echo "broker $ADDR, http $HTTP: creating $TOPICS topics"
 # One connection per step: a named subscriber on every topic (so the
 # per-topic gauges are not all zero), away when the events arrive.

@@ -73,11 +73,11 @@ pub async fn serve(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Logged at once, before the broker's own `listening` line (which
-    // tools wait for as the sign that the broker serves): `/healthz`
-    // answers 503 while the log recovers, the API once the broker serves.
+    // Logged at once: `/healthz` answers (503) while the log recovers.
+    // Not a `listening` line: tools take that word to mean the broker
+    // serves, and a broker that fails recovery never says it.
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(http_addr = %addr, "http listening");
+        tracing::info!(http_addr = %addr, "http bound");
     }
     axum::serve(listener, router(admin, &settings))
         .with_graceful_shutdown(shutdown)

@@ -525,14 +525,14 @@ pub fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
 }
 
 impl Server {
-    /// The HTTP API's address, from the `http listening http_addr=...` log line.
+    /// The HTTP API's address, from the `http bound http_addr=...` log line.
     pub fn http_addr(&self) -> SocketAddr {
         let mut found = None;
         let ok = eventually(LINE_TIMEOUT, || {
             found = self
                 .logs()
                 .lines()
-                .find(|l| l.contains("http listening"))
+                .find(|l| l.contains("http bound"))
                 .and_then(|l| {
                     l.split_whitespace()
                         .find_map(|w| w.strip_prefix("http_addr="))
@@ -540,7 +540,7 @@ impl Server {
                 });
             found.is_some()
         });
-        assert!(ok, "no 'http listening' line in:\n{}", self.logs());
+        assert!(ok, "no 'http bound' line in:\n{}", self.logs());
         found.unwrap().parse().expect("http address")
     }
 }
