@@ -134,10 +134,7 @@ fn main() {
     }
     let result = match cli.command {
         Cmd::Serve(args) => serve_command(args),
-        Cmd::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "herald", &mut std::io::stdout());
-            Ok(())
-        }
+        Cmd::Completions { shell } => completions(shell),
         Cmd::Dump { data, topic } => offline::dump(&data, topic.as_deref()),
         Cmd::Check { data } => offline::check(&data),
         Cmd::Pub(args) => cli_client::publish(args),
@@ -150,6 +147,18 @@ fn main() {
     if let Err(e) = result {
         eprintln!("herald: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// Prints the completion script for `shell`; a reader that stops early
+/// (`| head`) is not an error.
+fn completions(shell: clap_complete::Shell) -> Result<()> {
+    use std::io::Write;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "herald", &mut script);
+    match std::io::stdout().write_all(&script) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing the completion script"),
     }
 }
 

@@ -1,7 +1,7 @@
 //! PROTOCOL.md §16.1 and §16.3: `herald serve --config FILE` and its
 //! precedence (flag > environment > file > default), errors that name the
 //! file, key and line, where HTTP is served (`--http`, its default, `off`),
-//! and `--log-format json`.
+//! `--log-format json`, and the shell completions.
 mod common;
 use common::*;
 
@@ -335,4 +335,16 @@ fn json_logs_are_one_object_per_line() {
     );
     let line = server.wait_for(&["\"listening\""]);
     serde_json::from_str::<serde_json::Value>(&line).expect("JSON log line");
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish_name_the_serve_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, err) = herald_run(&["completions", shell], &[], tmp.path());
+        assert_eq!(code, Some(0), "{shell}: {err}");
+        for word in ["serve", "config", "print-config", "log-format"] {
+            assert!(out.contains(word), "{shell}: no {word}");
+        }
+    }
 }
