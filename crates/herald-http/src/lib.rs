@@ -58,7 +58,7 @@ pub fn router(admin: Admin, settings: &Settings) -> Router {
         .nest("/api/v1", api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Slack for the JSON around an event the size of the line limit.
+        // An event body obeys the line limit, as the `pub` line would.
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(AppState { admin })
 }
