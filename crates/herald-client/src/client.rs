@@ -9,16 +9,21 @@
 //! then awaiting the futures pipelines ten thousand commands.
 
 use crate::delivery::Subscription;
-use crate::driver::{self, Handle, Kind, Settings};
+use crate::driver::{self, Handle, Kind, Settings, sub_line};
 use crate::error::{Error, Result};
-use crate::event::Publish;
-use herald_proto::{Command, ErrorCode, Reply, name, write_ack_line, write_pub_line};
+use crate::event::{Publish, millis_ceil};
+use crate::options::SubscribeOptions;
+use crate::peek::Peeked;
+use herald_proto::{
+    Command, ErrorCode, NackAction, PeekEntry, PeekTarget, Reply, ReplyMode, name, write_ack_line,
+    write_pub_line,
+};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 use tokio::net::ToSocketAddrs;
 use tokio::sync::mpsc;
 
-pub use herald_proto::{Stats, TopicStats};
+pub use herald_proto::{Stats, SubscriptionStats, TopicStats};
 
 /// Longest event id, in bytes (`docs/protocol.md` §4).
 const MAX_ID_BYTES: usize = 256;
@@ -37,11 +42,15 @@ pub struct ClientOptions {
     pub name: Option<String>,
     /// After the connection drops, connect again (pausing 50 ms, doubling
     /// up to 2 s between attempts, for as long as the client is in use),
-    /// name it again, resubscribe every subscription and resend every
-    /// command that had not been answered. Subscriptions keep going, and a
-    /// durable subscriber gets its unacknowledged events again, marked
-    /// `redelivered`. A resent `pub` may be answered `duplicate`; a resent
-    /// `ack` that the broker had already applied counts as success.
+    /// name it again, resubscribe every subscription with its options and
+    /// resend every command that had not been answered. Subscriptions keep
+    /// going: a durable subscriber gets its unacknowledged events again,
+    /// marked `redelivered`, and a group member rejoins its group (which
+    /// kept queueing meanwhile; what the member had in flight went back to
+    /// the group, to it or another member). A resent `pub` may be answered
+    /// `duplicate`; a resent `ack` or `nack` that the broker had already
+    /// applied counts as success. Durable subscribers and group members
+    /// want this on (`herald sub --name/--group` turn it on).
     pub reconnect: bool,
 }
 
@@ -147,12 +156,73 @@ impl Handle {
                 topic: topic.into(),
                 id: id.into(),
             };
-            self.call(line, kind)
+            self.call_quiet(line, kind)
         });
         async move {
             match call?.await? {
-                Reply::Acked { .. } => Ok(()),
-                other => Err(Error::unexpected(&other, "acked")),
+                Some(Reply::Acked { .. }) | None => Ok(()),
+                Some(other) => Err(Error::unexpected(&other, "acked")),
+            }
+        }
+    }
+
+    pub(crate) fn nack(
+        &self,
+        topic: &str,
+        id: &str,
+        action: NackAction,
+    ) -> impl Future<Output = Result<()>> + Send + 'static + use<> {
+        let call = check_topic(topic)
+            .and_then(|()| check_id(id))
+            .and_then(|()| check_duration_arg(action_ms(action)))
+            .map(|()| {
+                let command = Command::Nack {
+                    topic: topic.to_string(),
+                    id: id.to_string(),
+                    action,
+                };
+                let kind = Kind::Nack {
+                    topic: topic.into(),
+                    id: id.into(),
+                };
+                self.call_quiet(line(&command), kind)
+            });
+        async move {
+            match call?.await? {
+                Some(Reply::Nacked { .. }) | None => Ok(()),
+                Some(other) => Err(Error::unexpected(&other, "nacked")),
+            }
+        }
+    }
+
+    pub(crate) fn touch(
+        &self,
+        topic: &str,
+        id: &str,
+        ms: Option<u64>,
+    ) -> impl Future<Output = Result<Duration>> + Send + 'static + use<> {
+        let call = check_topic(topic)
+            .and_then(|()| check_id(id))
+            .and_then(|()| check_duration_arg(ms))
+            .map(|()| {
+                let command = Command::Touch {
+                    topic: topic.to_string(),
+                    id: id.to_string(),
+                    ms,
+                };
+                let kind = Kind::Touch {
+                    topic: topic.into(),
+                    id: id.into(),
+                    ms,
+                };
+                self.call_quiet(line(&command), kind)
+            });
+        async move {
+            match call?.await? {
+                Some(Reply::Touched { ms, .. }) => Ok(Duration::from_millis(ms)),
+                Some(other) => Err(Error::unexpected(&other, "touched")),
+                // The driver answers a quiet touch itself, with a `Touched`.
+                None => Err(Error::Protocol("touch got no answer".into())),
             }
         }
     }
@@ -160,19 +230,23 @@ impl Handle {
     pub(crate) fn unsubscribe(
         &self,
         topic: &str,
+        group: Option<&str>,
     ) -> impl Future<Output = Result<()>> + Send + 'static + use<> {
-        let call = check_topic(topic).map(|()| {
-            let command = Command::Unsub {
-                topic: topic.to_string(),
-                group: None,
-            };
-            self.call(
-                line(&command),
-                Kind::Unsub {
+        let call = check_topic(topic)
+            .and_then(|()| group.map_or(Ok(()), |g| check_name("group", g)))
+            .map(|()| {
+                let command = Command::Unsub {
                     topic: topic.to_string(),
-                },
-            )
-        });
+                    group: group.map(str::to_string),
+                };
+                self.call(
+                    line(&command),
+                    Kind::Unsub {
+                        topic: topic.to_string(),
+                        group: group.map(str::to_string),
+                    },
+                )
+            });
         async move {
             match call?.await? {
                 Reply::Unsubscribed(_) => Ok(()),
@@ -189,13 +263,14 @@ impl Handle {
         let call = check_topic(topic).and(json).map(|json| {
             let mut line = Vec::with_capacity(topic.len() + json.len() + 6);
             write_pub_line(&mut line, topic, &json);
-            self.call(line, Kind::Pub)
+            self.call_quiet(line, Kind::Pub)
         });
         async move {
             match call?.await? {
-                Reply::Published { .. } => Ok(Publish::Published),
-                Reply::Duplicate { .. } => Ok(Publish::Duplicate),
-                other => Err(Error::unexpected(&other, "published' or '+OK duplicate")),
+                Some(Reply::Published { .. }) => Ok(Publish::Published),
+                Some(Reply::Duplicate { .. }) => Ok(Publish::Duplicate),
+                None => Ok(Publish::Unconfirmed),
+                Some(other) => Err(Error::unexpected(&other, "published' or '+OK duplicate")),
             }
         }
     }
@@ -238,7 +313,7 @@ impl Client {
     /// the name breaks the naming rules.
     pub async fn connect_with(addr: impl ToSocketAddrs, options: ClientOptions) -> Result<Client> {
         if let Some(name) = &options.name {
-            check_name(name)?;
+            check_name("client", name)?;
         }
         let addrs: Vec<_> = tokio::net::lookup_host(addr).await?.collect();
         if addrs.is_empty() {
@@ -251,6 +326,7 @@ impl Client {
             addrs,
             name: options.name,
             reconnect: options.reconnect,
+            mode: ReplyMode::All,
         })
         .await?;
         Ok(Client { handle })
@@ -263,7 +339,7 @@ impl Client {
     /// [`Error::Server`] with `bad_state` (after a subscribe, or named
     /// twice) or `name_in_use`; [`Error::Invalid`] for a bad name.
     pub async fn name(&self, name: &str) -> Result<()> {
-        check_name(name)?;
+        check_name("client", name)?;
         let command = Command::Name {
             name: name.to_string(),
         };
@@ -332,37 +408,77 @@ impl Client {
     /// Subscribes to an existing `topic`, holding at most `prefetch`
     /// (1 to 65535) deliveries unacknowledged. Subscribing again to the
     /// same topic sets the new prefetch; the earlier [`Subscription`] ends
-    /// and the new one gets the deliveries.
+    /// and the new one gets the deliveries. Same as
+    /// [`subscribe_with`](Self::subscribe_with) and
+    /// `SubscribeOptions::new().prefetch(prefetch)`.
     ///
     /// # Errors
     /// [`Error::Server`] with `no_topic` if the topic does not exist
     /// (see [`Client::create`]); [`Error::Invalid`] for a bad topic name or
     /// a prefetch of 0.
     pub async fn subscribe(&self, topic: &str, prefetch: u16) -> Result<Subscription> {
+        self.subscribe_with(topic, SubscribeOptions::from(prefetch))
+            .await
+    }
+
+    /// Subscribes to an existing `topic` with options (`docs/protocol.md`
+    /// §12.1): a group, an ack deadline, retries and dead letters, limits.
+    /// A `sub` states the whole subscription: options not given go back to
+    /// their defaults.
+    ///
+    /// ```no_run
+    /// use herald_client::{Client, ClientOptions, SubscribeOptions};
+    /// use std::time::Duration;
+    ///
+    /// # async fn demo() -> Result<(), herald_client::Error> {
+    /// // Group members reconnect like durable subscribers.
+    /// let client =
+    ///     Client::connect_with("127.0.0.1:8000", ClientOptions::new().reconnect(true)).await?;
+    /// let options = SubscribeOptions::new()
+    ///     .prefetch(10)
+    ///     .group("workers")
+    ///     .wait(Duration::from_secs(30))
+    ///     .max_deliveries(5)
+    ///     .dead("jobs.dead");
+    /// let mut jobs = client.subscribe_with("jobs", options).await?;
+    /// while let Some(job) = jobs.next().await {
+    ///     match job.msg.as_str() {
+    ///         Some("poison") => job.nack().await?, // again, up to 5 deliveries
+    ///         _ => job.ack().await?,
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Server`] with `no_topic` if the topic does not exist,
+    /// `bad_state` if the group exists with other options while members
+    /// are connected, or if this connection is already subscribed to the
+    /// topic another way (unsubscribe first); [`Error::Invalid`] for a bad
+    /// topic name or an option out of range
+    /// ([`SubscribeOptions::check`]).
+    pub async fn subscribe_with(
+        &self,
+        topic: &str,
+        options: SubscribeOptions,
+    ) -> Result<Subscription> {
         check_topic(topic)?;
-        if prefetch == 0 {
-            return Err(Error::invalid(
-                ErrorCode::BadArgs,
-                "prefetch must be 1 to 65535",
-            ));
-        }
+        options.check()?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let line = sub_line(topic, &options);
         let kind = Kind::Sub {
             topic: topic.to_string(),
-            prefetch,
+            options: options.clone(),
             tx,
         };
-        let command = Command::Sub {
-            topic: topic.to_string(),
-            prefetch,
-            options: Default::default(),
-        };
-        match self.handle.call(line(&command), kind).await? {
+        match self.handle.call(line, kind).await? {
             Reply::Subscribed { .. } => {}
             other => return Err(Error::unexpected(&other, "subscribed")),
         }
         Ok(Subscription::new(
             topic.to_string(),
+            options,
             rx,
             self.handle.clone(),
         ))
@@ -380,28 +496,171 @@ impl Client {
         self.handle.ack(topic, id)
     }
 
-    /// Ends the subscription to `topic`; its [`Subscription`] ends.
+    /// Gives back event `id` of `topic`, in flight at this connection
+    /// (`docs/protocol.md` §12.5; see [`crate::Delivery::nack`]).
+    ///
+    /// # Errors
+    /// [`Error::Server`] with `not_subscribed` or `no_event` (not in
+    /// flight here); [`Error::Invalid`] for a delay out of range.
+    pub fn nack(
+        &self,
+        topic: &str,
+        id: &str,
+        action: NackAction,
+    ) -> impl Future<Output = Result<()>> + Send + 'static + use<> {
+        self.handle.nack(topic, id, action)
+    }
+
+    /// Restarts the ack deadline of event `id` of `topic`, in flight at
+    /// this connection: it now expires `duration` from now (`None`: the
+    /// subscription's `wait`). Returns the time left (§12.4; see
+    /// [`crate::Delivery::touch`]).
+    ///
+    /// # Errors
+    /// [`Error::Server`] with `not_subscribed`, `bad_state` (the
+    /// subscription has no `wait`) or `no_event`.
+    pub fn touch(
+        &self,
+        topic: &str,
+        id: &str,
+        duration: Option<Duration>,
+    ) -> impl Future<Output = Result<Duration>> + Send + 'static + use<> {
+        self.handle.touch(topic, id, duration.map(millis_ceil))
+    }
+
+    /// Ends the subscription to `topic`; its [`Subscription`] ends. A
+    /// durable subscriber's queue is discarded; a group member leaves its
+    /// group, whose queue stays (what the member had in flight goes back
+    /// to it).
     ///
     /// # Errors
     /// [`Error::Server`] with `not_subscribed`.
     pub async fn unsubscribe(&self, topic: &str) -> Result<()> {
-        self.handle.unsubscribe(topic).await
+        self.handle.unsubscribe(topic, None).await
+    }
+
+    /// Deletes the group `group` of `topic` and its queue
+    /// (`unsub <topic> group=<group>`, §12.2). Any connection may; the
+    /// members stop receiving (a subscription of this client to that group
+    /// ends).
+    ///
+    /// # Errors
+    /// [`Error::Server`] with `not_subscribed` if there is no such group.
+    pub async fn delete_group(&self, topic: &str, group: &str) -> Result<()> {
+        self.handle.unsubscribe(topic, Some(group)).await
+    }
+
+    /// Shows, without changing anything, up to `n` (1 to 1000) events of a
+    /// subscription of `topic`: in flight first, then queued in delivery
+    /// order, then delayed by due time (§12.7).
+    ///
+    /// ```no_run
+    /// use herald_client::{Client, PeekTarget};
+    ///
+    /// # async fn demo(client: Client) -> Result<(), herald_client::Error> {
+    /// for peeked in client.peek("jobs", PeekTarget::Group("workers".into()), 10).await? {
+    ///     println!("{:?} {} ({} deliveries)", peeked.state, peeked.event.id, peeked.deliveries);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Server`] with `not_subscribed` if there is no such
+    /// subscription (a missing topic included); [`Error::Invalid`] for `n`
+    /// out of range or a bad name.
+    pub async fn peek(&self, topic: &str, target: PeekTarget, n: u16) -> Result<Vec<Peeked>> {
+        check_topic(topic)?;
+        match &target {
+            PeekTarget::Own => {}
+            PeekTarget::Sub(name) => check_name("client", name)?,
+            PeekTarget::Group(name) => check_name("group", name)?,
+        }
+        if n == 0 || n > herald_proto::command::MAX_PEEK {
+            return Err(Error::invalid(
+                ErrorCode::BadArgs,
+                "n must be an integer from 1 to 1000",
+            ));
+        }
+        let command = Command::Peek {
+            topic: topic.to_string(),
+            n,
+            target,
+        };
+        let entries: Vec<PeekEntry> =
+            parse_json(self.handle.call(line(&command), Kind::Other).await?)?;
+        entries.iter().map(Peeked::from_entry).collect()
     }
 
     /// Creates `topic` (no error if it exists), so subscribers can start
-    /// before any publisher.
+    /// before any publisher. An existing topic keeps its default time to
+    /// live.
     ///
     /// # Errors
     /// [`Error::Invalid`] for a bad topic name.
     pub async fn create(&self, topic: &str) -> Result<()> {
+        self.create_topic(topic, None).await
+    }
+
+    /// Creates `topic` (no error if it exists) and sets its default time to
+    /// live for events published from now on (§13.1): an event expires
+    /// after the smaller of `ttl` and its own `ttl_ms`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a bad topic name or a `ttl` out of range
+    /// (1 ms to 30 days).
+    pub async fn create_with_ttl(&self, topic: &str, ttl: Duration) -> Result<()> {
+        let ms = millis_ceil(ttl);
+        check_duration_arg(Some(ms))?;
+        self.create_topic(topic, Some(ms)).await
+    }
+
+    async fn create_topic(&self, topic: &str, ttl_ms: Option<u64>) -> Result<()> {
         check_topic(topic)?;
         let command = Command::Create {
             topic: topic.to_string(),
-            ttl_ms: None,
+            ttl_ms,
         };
         match self.handle.call(line(&command), Kind::Other).await? {
             Reply::Created(_) => Ok(()),
             other => Err(Error::unexpected(&other, "created")),
+        }
+    }
+
+    /// Sets this connection's reply mode (§11). In [`ReplyMode::Errors`]
+    /// the broker sends no `+OK` for `pub`, `ack`, `nack` and `touch`:
+    /// [`publish`](Self::publish) returns [`Publish::Unconfirmed`] as soon
+    /// as the event is written, acks and nacks return at once, `touch`
+    /// returns the duration asked for (or the subscription's `wait`), and a
+    /// refusal of any of them is reported by the next
+    /// [`flush`](Self::flush). For publishers that send much and wait
+    /// rarely. Kept across reconnects.
+    ///
+    /// # Errors
+    /// [`Error::Server`] from a broker without reply modes
+    /// (`unknown_command`).
+    pub async fn replies(&self, mode: ReplyMode) -> Result<()> {
+        let command = Command::Replies { mode };
+        let kind = Kind::Replies { mode, prev: mode };
+        match self.handle.call(line(&command), kind).await? {
+            Reply::Replies(_) => Ok(()),
+            other => Err(Error::unexpected(&other, "replies")),
+        }
+    }
+
+    /// Waits until the broker has answered everything sent before, and
+    /// reports the first refusal of a command sent in
+    /// [`ReplyMode::Errors`] since the last flush (later ones are logged).
+    /// `Ok` means every such command was applied, and every publish stored
+    /// as the broker's `--fsync` mode says.
+    ///
+    /// # Errors
+    /// The first refusal, as the command would have returned it;
+    /// [`Error::Closed`] if the connection is gone.
+    pub async fn flush(&self) -> Result<()> {
+        match self.handle.call(line(&Command::Ping), Kind::Flush).await? {
+            Reply::Pong => Ok(()),
+            other => Err(Error::unexpected(&other, "pong")),
         }
     }
 
@@ -470,16 +729,37 @@ impl Client {
     }
 }
 
-fn check_name(name: &str) -> Result<()> {
+/// Checks a client or group name (`what` says which, for the message).
+fn check_name(what: &str, name: &str) -> Result<()> {
     if name::is_valid(name) {
         Ok(())
     } else {
         Err(Error::invalid(
             ErrorCode::BadArgs,
             format!(
-                "client name {name:?} must be 1 to 128 bytes of A-Z a-z 0-9 _ - . and not start with '.'"
+                "{what} name {name:?} must be 1 to 128 bytes of A-Z a-z 0-9 _ - . and not start with '.'"
             ),
         ))
+    }
+}
+
+/// The duration of a `nack`, if it has one.
+fn action_ms(action: NackAction) -> Option<u64> {
+    match action {
+        NackAction::Delay(ms) => Some(ms),
+        NackAction::Return | NackAction::Dead => None,
+    }
+}
+
+/// Checks a duration argument of `nack`, `touch` or `create ttl=`: 1 ms to
+/// 30 days (§11).
+fn check_duration_arg(ms: Option<u64>) -> Result<()> {
+    match ms {
+        Some(ms) if !(1..=herald_proto::duration::MAX_MS).contains(&ms) => Err(Error::invalid(
+            ErrorCode::BadArgs,
+            format!("a duration must be from 1 ms to 30 days, not {ms} ms"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -505,9 +785,22 @@ mod tests {
         assert_eq!(check_id("").unwrap_err().code(), Some(ErrorCode::BadArgs));
         assert!(check_id("a-1").is_ok());
         assert_eq!(
-            check_name("bob\n").unwrap_err().code(),
+            check_name("client", "bob\n").unwrap_err().code(),
             Some(ErrorCode::BadArgs)
         );
+    }
+
+    #[test]
+    fn durations_out_of_range_are_refused_before_sending() {
+        assert!(check_duration_arg(None).is_ok());
+        assert!(check_duration_arg(Some(1)).is_ok());
+        assert!(check_duration_arg(Some(herald_proto::duration::MAX_MS)).is_ok());
+        for ms in [0, herald_proto::duration::MAX_MS + 1] {
+            assert_eq!(
+                check_duration_arg(Some(ms)).unwrap_err().code(),
+                Some(ErrorCode::BadArgs)
+            );
+        }
     }
 
     #[test]

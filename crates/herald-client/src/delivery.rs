@@ -3,15 +3,18 @@
 //! The connection task reads each delivery line once (with
 //! `herald_proto::ParsedDelivery`, the same definition the broker writes
 //! with), routes it by its `topic` field to the subscription's channel, and
-//! gives it a handle to the connection so that [`Delivery::ack`] needs
-//! nothing else.
+//! gives it a handle to the connection so that [`Delivery::ack`],
+//! [`Delivery::nack`] and [`Delivery::touch`] need nothing else.
 
 use crate::driver::Handle;
 use crate::error::{Error, Result};
-use herald_proto::ParsedDelivery;
+use crate::event::millis_ceil;
+use crate::options::SubscribeOptions;
+use herald_proto::{DeadInfo, NackAction, ParsedDelivery};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// One event delivered to a subscription (`docs/protocol.md` §5).
@@ -28,12 +31,14 @@ pub struct Delivery {
     /// When the broker accepted it, in milliseconds since the Unix epoch.
     pub timestamp: u64,
     /// `true` when it was delivered before (before a disconnect, a
-    /// broker restart or a missed deadline) and not acknowledged.
+    /// broker restart, a missed deadline or a `nack`) and not
+    /// acknowledged. Same as [`Delivery::redelivered()`].
     pub redelivered: bool,
     /// The delivery line exactly as the broker sent it (one JSON object),
     /// with every field the publisher added.
     pub raw: String,
     deliveries: u32,
+    dead: Option<DeadInfo>,
     handle: Option<Handle>,
 }
 
@@ -63,6 +68,7 @@ impl Delivery {
             redelivered: parsed.redelivered,
             raw: line.trim_end_matches(['\r', '\n']).to_string(),
             deliveries: parsed.deliveries,
+            dead: parsed.dead.clone(),
             handle: None,
         })
     }
@@ -72,6 +78,18 @@ impl Delivery {
     /// version 1 broker does not count: its redeliveries read as 2).
     pub fn deliveries(&self) -> u32 {
         self.deliveries
+    }
+
+    /// For a dead letter (an event of a dead topic, `docs/protocol.md`
+    /// §12.6): where it came from and why it died.
+    pub fn dead(&self) -> Option<&DeadInfo> {
+        self.dead.as_ref()
+    }
+
+    /// Whether the subscription had it before: a disconnect, a restart, a
+    /// missed deadline or a `nack` gave it back (`deliveries() >= 2`).
+    pub fn redelivered(&self) -> bool {
+        self.redelivered
     }
 
     pub(crate) fn with_handle(mut self, handle: Handle) -> Delivery {
@@ -109,6 +127,92 @@ impl Delivery {
         drop(self.ack());
     }
 
+    /// Gives the delivery back (`nack <topic> <id>`, `docs/protocol.md`
+    /// §12.5): it goes back to the subscription's queue, at its place by
+    /// priority, after the subscription's `backoff` if it has one, and is
+    /// delivered again (in a group, maybe to another member). With
+    /// `max_deliveries`, a nack of the last allowed delivery dead-letters
+    /// it. Queued when called, like [`Delivery::ack`].
+    ///
+    /// # Errors
+    /// [`Error::Server`] with `no_event` if it is no longer in flight here
+    /// (acknowledged, or returned after its deadline), `not_subscribed`
+    /// after an unsubscribe; [`Error::Closed`].
+    pub fn nack(&self) -> impl Future<Output = Result<()>> + Send + 'static + use<> {
+        self.nack_with(NackAction::Return)
+    }
+
+    /// Gives the delivery back to be delivered again after `delay` (1 ms
+    /// to 30 days, rounded up to a whole ms), whatever the subscription's
+    /// `backoff`. The delay survives a broker restart.
+    ///
+    /// # Errors
+    /// As [`Delivery::nack`]; [`Error::Invalid`] for a delay out of range.
+    pub fn nack_after(
+        &self,
+        delay: Duration,
+    ) -> impl Future<Output = Result<()>> + Send + 'static + use<> {
+        self.nack_with(NackAction::Delay(millis_ceil(delay)))
+    }
+
+    /// Rejects the delivery: it is dead-lettered at once with reason
+    /// `rejected` (to the subscription's dead topic, `<topic>.dead` by
+    /// default).
+    ///
+    /// # Errors
+    /// As [`Delivery::nack`].
+    pub fn nack_dead(&self) -> impl Future<Output = Result<()>> + Send + 'static + use<> {
+        self.nack_with(NackAction::Dead)
+    }
+
+    fn nack_with(
+        &self,
+        action: NackAction,
+    ) -> impl Future<Output = Result<()>> + Send + 'static + use<> {
+        let call = match &self.handle {
+            Some(handle) => Ok(handle.nack(&self.topic, &self.id, action)),
+            None => Err(Error::Closed),
+        };
+        async move { call?.await }
+    }
+
+    /// Restarts the ack deadline (`touch`, §12.4) for another `wait` of the
+    /// subscription; returns the time left. For work that takes longer than
+    /// `wait`: touch before the deadline, and the event is not returned.
+    ///
+    /// # Errors
+    /// [`Error::Server`] with `bad_state` if the subscription has no
+    /// `wait`, `no_event` if it is no longer in flight here;
+    /// [`Error::Closed`].
+    pub fn touch(&self) -> impl Future<Output = Result<Duration>> + Send + 'static + use<> {
+        self.touch_with(None)
+    }
+
+    /// Restarts the ack deadline: it now expires `duration` from now (1 ms
+    /// to 30 days, rounded up to a whole ms), whatever the subscription's
+    /// `wait`. Returns the time left.
+    ///
+    /// # Errors
+    /// As [`Delivery::touch`]; [`Error::Invalid`] for a duration out of
+    /// range.
+    pub fn touch_for(
+        &self,
+        duration: Duration,
+    ) -> impl Future<Output = Result<Duration>> + Send + 'static + use<> {
+        self.touch_with(Some(millis_ceil(duration)))
+    }
+
+    fn touch_with(
+        &self,
+        ms: Option<u64>,
+    ) -> impl Future<Output = Result<Duration>> + Send + 'static + use<> {
+        let call = match &self.handle {
+            Some(handle) => Ok(handle.touch(&self.topic, &self.id, ms)),
+            None => Err(Error::Closed),
+        };
+        async move { call?.await }
+    }
+
     /// The whole delivery as a JSON value (every field, including those
     /// the publisher added beyond `id`, `priority` and `msg`).
     ///
@@ -120,7 +224,8 @@ impl Delivery {
 }
 
 /// The deliveries of one topic to this client, in the broker's order
-/// (highest priority first, then oldest first).
+/// (highest priority first, then oldest first; a group's order is kept
+/// across its members).
 ///
 /// Read it with [`Subscription::next`] or as a [`futures_core::Stream`].
 /// It ends (`None`) when the subscription ends: after
@@ -135,6 +240,7 @@ impl Delivery {
 #[derive(Debug)]
 pub struct Subscription {
     topic: String,
+    options: SubscribeOptions,
     rx: mpsc::UnboundedReceiver<Delivery>,
     handle: Handle,
 }
@@ -142,15 +248,31 @@ pub struct Subscription {
 impl Subscription {
     pub(crate) fn new(
         topic: String,
+        options: SubscribeOptions,
         rx: mpsc::UnboundedReceiver<Delivery>,
         handle: Handle,
     ) -> Subscription {
-        Subscription { topic, rx, handle }
+        Subscription {
+            topic,
+            options,
+            rx,
+            handle,
+        }
     }
 
     /// The topic.
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// The prefetch and options it was subscribed with.
+    pub fn options(&self) -> &SubscribeOptions {
+        &self.options
+    }
+
+    /// The group it is a member of, if any.
+    pub fn group(&self) -> Option<&str> {
+        self.options.group_name()
     }
 
     /// The next delivery; `None` once the subscription has ended.
@@ -163,13 +285,14 @@ impl Subscription {
         self.rx.try_recv().ok()
     }
 
-    /// Ends the subscription (`unsub <topic>`); the broker discards this
-    /// subscriber's queue for the topic.
+    /// Ends the subscription (`unsub <topic>`): the broker discards this
+    /// subscriber's queue for the topic, or, for a group member, takes the
+    /// member out of the group (the group and its queue stay).
     ///
     /// # Errors
     /// As [`crate::Client::unsubscribe`].
     pub async fn unsubscribe(self) -> Result<()> {
-        self.handle.unsubscribe(&self.topic).await
+        self.handle.unsubscribe(&self.topic, None).await
     }
 }
 
@@ -221,6 +344,25 @@ mod tests {
     }
 
     #[test]
+    fn a_dead_letter_says_where_it_came_from() {
+        let line = concat!(
+            r#"{"topic":"jobs.dead","id":"workers/p1","priority":0,"msg":"poison","#,
+            r#""dead":{"topic":"jobs","id":"p1","subscription":"workers","reason":"max_deliveries","deliveries":3,"timestamp":7},"timestamp":9}"#
+        );
+        let d = Delivery::parse(line).unwrap();
+        let dead = d.dead().unwrap();
+        assert_eq!((dead.topic.as_str(), dead.id.as_str()), ("jobs", "p1"));
+        assert_eq!(dead.reason, herald_proto::DeadReason::MaxDeliveries);
+        assert_eq!((dead.deliveries, dead.timestamp), (3, 7));
+        assert!(
+            Delivery::parse(r#"{"topic":"t","id":"1","msg":0}"#)
+                .unwrap()
+                .dead()
+                .is_none()
+        );
+    }
+
+    #[test]
     fn a_line_that_is_not_a_delivery_is_a_protocol_error() {
         for line in ["{", "{}", r#"{"topic":1,"id":"x"}"#, "[1]"] {
             assert!(
@@ -231,8 +373,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ack_without_a_connection_is_closed() {
+    async fn ack_nack_touch_without_a_connection_are_closed() {
         let d = Delivery::parse(r#"{"topic":"t","id":"1","msg":0}"#).unwrap();
         assert!(matches!(d.ack().await, Err(Error::Closed)));
+        assert!(matches!(d.nack().await, Err(Error::Closed)));
+        assert!(matches!(d.nack_dead().await, Err(Error::Closed)));
+        assert!(matches!(
+            d.nack_after(Duration::from_secs(1)).await,
+            Err(Error::Closed)
+        ));
+        assert!(matches!(d.touch().await, Err(Error::Closed)));
+        assert!(matches!(
+            d.touch_for(Duration::from_secs(1)).await,
+            Err(Error::Closed)
+        ));
     }
 }

@@ -22,15 +22,34 @@
 //! kept commands in their original order. Subscriptions keep their channels,
 //! so the application simply sees the redelivered events.
 //!
+//! A group member (`docs/protocol.md` §12.2) reconnects the same way: the
+//! route keeps the subscription's options, so the resubscription joins the
+//! same group with the same options, and the group (which kept queueing
+//! while the member was away) delivers to it again.
+//!
+//! Reply modes (§11): the handshake states the client's mode
+//! (`replies all` by default), so a broker started with `--replies errors`
+//! does not silence replies this client waits for. In `errors` mode the
+//! broker sends no `+OK` to `pub`, `ack`, `nack` and `touch`: such a
+//! request is *quiet*, answered to its caller when it is written, and kept
+//! in `pending` (for resending after a drop) until a reply that comes after
+//! it. Before the next command that does get a reply, the task writes a
+//! `ping` (unless that command is a `ping` itself or `quit`), so an `-ERR`
+//! read while quiet requests head the queue can only be theirs: it is kept
+//! in `deferred` for [`Kind::Flush`], and every other reply still answers
+//! its own command.
+//!
 //! Invariant: a subscription's route is installed when its `+OK subscribed`
 //! is read, which is before any of its deliveries (the broker writes the
 //! reply first), and removed when `+OK unsubscribed` is read.
 
 use crate::delivery::Delivery;
 use crate::error::{Error, Result};
+use crate::options::SubscribeOptions;
 use bytes::BytesMut;
 use herald_proto::{
-    Command, ErrorCode, Frame, LineDecoder, Reply, ReplyParseError, ServerLine, ServerLineError,
+    Command, ErrorCode, Frame, LineDecoder, Reply, ReplyMode, ReplyParseError, ServerLine,
+    ServerLineError,
 };
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -53,6 +72,13 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 const BACKOFF_MIN_MS: u64 = 50;
 /// Longest pause between reconnection attempts.
 const BACKOFF_MAX_MS: u64 = 2000;
+/// Quiet requests in a row before the task closes the run with a `ping`,
+/// so a publisher that never waits for anything does not keep every line
+/// it sent.
+const QUIET_RUN_MAX: usize = 4096;
+/// Refusals of quiet requests kept for [`Kind::Flush`]; later ones are
+/// only logged.
+const DEFERRED_MAX: usize = 1024;
 
 /// What a request does to the task's state once the broker says `+OK`.
 #[derive(Debug)]
@@ -63,23 +89,56 @@ pub(crate) enum Kind {
     /// `ack`: resent after a reconnect; `no_event` then means it had been
     /// applied before the drop, and counts as the `+OK acked` it got then.
     Ack { topic: Arc<str>, id: Arc<str> },
+    /// `nack`: as `ack` (a drop returns the event anyway).
+    Nack { topic: Arc<str>, id: Arc<str> },
+    /// `touch`, with the duration asked for (`None`: the subscription's
+    /// `wait`), for the answer of a quiet touch.
+    Touch {
+        topic: Arc<str>,
+        id: Arc<str>,
+        ms: Option<u64>,
+    },
     /// `sub`: installs the route.
     Sub {
         topic: String,
-        prefetch: u16,
+        options: SubscribeOptions,
         tx: mpsc::UnboundedSender<Delivery>,
     },
-    /// `unsub`: removes the route.
-    Unsub { topic: String },
+    /// `unsub`: removes the route (with a group: the route of that group).
+    Unsub {
+        topic: String,
+        group: Option<String>,
+    },
     /// `name`: remembered for reconnecting.
     Name(String),
+    /// `replies <mode>`: the mode of the commands written after it; `prev`
+    /// is set when written, to go back to if the broker refuses.
+    Replies { mode: ReplyMode, prev: ReplyMode },
+    /// A `ping` that also reports the refusals of quiet requests.
+    Flush,
     /// `quit`: the connection ends without reconnecting.
     Quit,
     /// Anything read-only or idempotent (`create`, `topics`, `stats`, `ping`).
     Other,
     /// A `sub` the task itself sends after reconnecting.
     Resub { topic: String },
+    /// A `ping` the task itself sends to end a run of quiet requests.
+    Sync,
 }
+
+impl Kind {
+    /// Whether the broker leaves out this command's `+OK` in `errors` mode.
+    fn silenced_in_errors_mode(&self) -> bool {
+        matches!(
+            self,
+            Kind::Pub | Kind::Ack { .. } | Kind::Nack { .. } | Kind::Touch { .. }
+        )
+    }
+}
+
+/// What a caller gets: the `+OK` reply, `None` for a request the broker
+/// does not answer (quiet, in `errors` mode), or the error.
+pub(crate) type Answer = Result<Option<Reply>>;
 
 /// One command for the connection task.
 #[derive(Debug)]
@@ -87,10 +146,12 @@ pub(crate) struct Request {
     /// The command line, LF included.
     pub line: Vec<u8>,
     pub kind: Kind,
-    /// Where the reply goes: the `+OK` reply, or the error.
-    pub reply: Option<oneshot::Sender<Result<Reply>>>,
+    /// Where the answer goes.
+    pub reply: Option<oneshot::Sender<Answer>>,
     /// Sent again after a reconnect.
     pub retried: bool,
+    /// Written in `errors` mode, so no `+OK` will come for it.
+    pub quiet: bool,
 }
 
 /// A cheap, cloneable way to send requests. The task ends once every
@@ -107,6 +168,21 @@ impl Handle {
         line: Vec<u8>,
         kind: Kind,
     ) -> impl Future<Output = Result<Reply>> + Send + 'static + use<> {
+        let answer = self.call_quiet(line, kind);
+        async move {
+            answer.await?.ok_or_else(|| {
+                Error::Protocol("a command that needs a reply was sent in errors mode".into())
+            })
+        }
+    }
+
+    /// Queues `line` now; the future resolves with the reply, or `None` if
+    /// it was written in `errors` mode and the broker will not answer.
+    pub(crate) fn call_quiet(
+        &self,
+        line: Vec<u8>,
+        kind: Kind,
+    ) -> impl Future<Output = Answer> + Send + 'static + use<> {
         let (reply, rx) = oneshot::channel();
         let sent = self
             .tx
@@ -115,6 +191,7 @@ impl Handle {
                 kind,
                 reply: Some(reply),
                 retried: false,
+                quiet: false,
             })
             .is_ok();
         async move {
@@ -132,11 +209,13 @@ pub(crate) struct Settings {
     pub addrs: Vec<SocketAddr>,
     pub name: Option<String>,
     pub reconnect: bool,
+    /// The reply mode the broker confirmed last (set again on reconnect).
+    pub mode: ReplyMode,
 }
 
 struct Route {
     tx: mpsc::UnboundedSender<Delivery>,
-    prefetch: u16,
+    options: SubscribeOptions,
 }
 
 /// An open connection with its buffers.
@@ -167,7 +246,8 @@ impl Conn {
     }
 }
 
-/// Connects, reads the greeting and, with a name, names the connection.
+/// Connects, reads the greeting, sets the reply mode and, with a name,
+/// names the connection.
 async fn open(settings: &Settings) -> Result<Conn> {
     let stream = TcpStream::connect(&settings.addrs[..]).await?;
     stream.set_nodelay(true)?;
@@ -190,12 +270,30 @@ async fn open(settings: &Settings) -> Result<Conn> {
         Err(ReplyParseError::UnknownReply(_)) => {}
         Err(_) => return Err(Error::Protocol(format!("unexpected greeting: {greeting}"))),
     }
+    // The mode is stated even when it is the default `all`: a broker
+    // started with `--replies errors` would otherwise leave out replies
+    // this client waits for. Named before anything else is pipelined: a
+    // `sub` sent behind a refused `name` would subscribe an anonymous
+    // subscriber.
+    let mut lines = Vec::new();
+    Command::Replies {
+        mode: settings.mode,
+    }
+    .encode(&mut lines);
     if let Some(name) = &settings.name {
-        // Named before anything else is pipelined: a `sub` sent behind a
-        // refused `name` would subscribe an anonymous subscriber.
-        let mut line = Vec::new();
-        Command::Name { name: name.clone() }.encode(&mut line);
-        conn.stream.write_all(&line).await?;
+        Command::Name { name: name.clone() }.encode(&mut lines);
+    }
+    conn.stream.write_all(&lines).await?;
+    let reply = conn.read_line().await?;
+    match reply_result(Reply::parse(&reply).map_err(Into::into)) {
+        Ok(Reply::Replies(_)) => {}
+        // A version 1 broker has no reply modes: every reply comes.
+        Err(e)
+            if e.code() == Some(ErrorCode::UnknownCommand) && settings.mode == ReplyMode::All => {}
+        Ok(other) => return Err(Error::unexpected(&other, "replies")),
+        Err(e) => return Err(e),
+    }
+    if settings.name.is_some() {
         let reply = conn.read_line().await?;
         match reply_result(Reply::parse(&reply).map_err(Into::into)) {
             Ok(Reply::Named(_)) => {}
@@ -226,11 +324,14 @@ pub(crate) async fn start(settings: Settings) -> Result<Handle> {
         weak: tx.downgrade(),
         rx,
         rx_open: true,
+        mode: settings.mode,
         settings,
         pending: VecDeque::new(),
         queued: VecDeque::new(),
         routes: HashMap::new(),
         quitting: false,
+        quiet_run: 0,
+        deferred: Vec::new(),
     };
     tokio::spawn(driver.run(conn));
     Ok(Handle { tx })
@@ -258,6 +359,12 @@ struct Driver {
     routes: HashMap<String, Route>,
     /// `quit` was sent: no reconnecting.
     quitting: bool,
+    /// The reply mode of the next command written.
+    mode: ReplyMode,
+    /// Quiet requests written since the last command that gets a reply.
+    quiet_run: usize,
+    /// Refusals of quiet requests, for the next [`Kind::Flush`].
+    deferred: Vec<Error>,
 }
 
 impl Driver {
@@ -334,12 +441,71 @@ impl Driver {
         }
     }
 
-    fn send(&mut self, out: &mut BytesMut, req: Request) {
-        if matches!(req.kind, Kind::Quit) {
-            self.quitting = true;
+    fn send(&mut self, out: &mut BytesMut, mut req: Request) {
+        match &mut req.kind {
+            Kind::Quit => self.quitting = true,
+            Kind::Replies { mode, prev } => {
+                *prev = self.mode;
+                self.mode = *mode;
+            }
+            _ => {}
         }
+        req.quiet = self.mode == ReplyMode::Errors && req.kind.silenced_in_errors_mode();
+        if req.quiet {
+            // Nothing will answer it: its caller learns now that it is
+            // written, and a refusal goes to the next flush.
+            let answer = match &req.kind {
+                Kind::Touch { topic, id, ms } => {
+                    let ms = ms
+                        .or_else(|| {
+                            let route = self.routes.get(&**topic)?;
+                            route.options.sub_options().wait_ms
+                        })
+                        .unwrap_or(0);
+                    Some(Reply::Touched {
+                        topic: topic.clone(),
+                        id: id.clone(),
+                        ms,
+                    })
+                }
+                _ => None,
+            };
+            if let Some(reply) = req.reply.take() {
+                let _ = reply.send(Ok(answer));
+            }
+            self.quiet_run += 1;
+            out.extend_from_slice(&req.line);
+            self.pending.push_back(req);
+            if self.quiet_run >= QUIET_RUN_MAX {
+                self.send_sync(out);
+            }
+            return;
+        }
+        // A reply is coming: a run of quiet requests before it is closed
+        // by a ping first, so that an error read while they head the
+        // queue is theirs. A ping or a quit cannot be refused, so it can
+        // close the run itself.
+        if self.quiet_run > 0 && !matches!(req.kind, Kind::Flush | Kind::Sync | Kind::Quit) {
+            self.send_sync(out);
+        }
+        self.quiet_run = 0;
         out.extend_from_slice(&req.line);
         self.pending.push_back(req);
+    }
+
+    /// Writes a `ping` of the task's own.
+    fn send_sync(&mut self, out: &mut BytesMut) {
+        let mut line = Vec::with_capacity(5);
+        Command::Ping.encode(&mut line);
+        self.quiet_run = 0;
+        out.extend_from_slice(&line);
+        self.pending.push_back(Request {
+            line,
+            kind: Kind::Sync,
+            reply: None,
+            retried: false,
+            quiet: false,
+        });
     }
 
     /// Handles every complete line in `inbuf`.
@@ -394,43 +560,101 @@ impl Driver {
 
     /// Answers the oldest pending request.
     fn resolve(&mut self, result: Result<Reply>) {
+        if self.pending.front().is_some_and(|req| req.quiet) {
+            match &result {
+                Err(e) => {
+                    // A refusal of one of the quiet requests ahead (a ping
+                    // separates them from the next command that is
+                    // answered). A resent ack or nack the broker had
+                    // applied before the drop is no refusal.
+                    let retried = self
+                        .pending
+                        .iter()
+                        .take_while(|req| req.quiet)
+                        .any(|req| req.retried);
+                    let applied_before = retried && e.code() == Some(ErrorCode::NoEvent);
+                    if !applied_before {
+                        self.defer(result.unwrap_err());
+                    }
+                    return;
+                }
+                // The broker answered a quiet request after all: it was
+                // written while a switch to `errors` was on its way, or
+                // the switch was refused.
+                Ok(
+                    Reply::Published { .. }
+                    | Reply::Duplicate { .. }
+                    | Reply::Acked { .. }
+                    | Reply::Nacked { .. }
+                    | Reply::Touched { .. },
+                ) => {
+                    self.pending.pop_front();
+                    return;
+                }
+                // The reply of the command after the quiet run: every
+                // quiet request before it was stored.
+                Ok(_) => {
+                    while self.pending.front().is_some_and(|req| req.quiet) {
+                        self.pending.pop_front();
+                    }
+                }
+            }
+        }
         let Some(req) = self.pending.pop_front() else {
             warn!(reply = ?result, "the broker sent a reply to no command");
             return;
         };
         let result = match (result, &req.kind) {
-            // A resent ack or unsub that the broker had applied before the
-            // connection dropped: the reply it got then.
-            (Err(Error::Server { code, .. }), Kind::Ack { topic, id })
-                if req.retried && code == ErrorCode::NoEvent =>
+            // A resent ack, nack or unsub that the broker had applied
+            // before the connection dropped: the reply it got then.
+            (Err(e), Kind::Ack { topic, id })
+                if req.retried && e.code() == Some(ErrorCode::NoEvent) =>
             {
                 Ok(Reply::Acked {
                     topic: topic.clone(),
                     id: id.clone(),
                 })
             }
-            (Err(Error::Server { code, .. }), Kind::Unsub { topic })
-                if req.retried && code == ErrorCode::NotSubscribed =>
+            (Err(e), Kind::Nack { topic, id })
+                if req.retried && e.code() == Some(ErrorCode::NoEvent) =>
+            {
+                Ok(Reply::Nacked {
+                    topic: topic.clone(),
+                    id: id.clone(),
+                })
+            }
+            (Err(e), Kind::Unsub { topic, .. })
+                if req.retried && e.code() == Some(ErrorCode::NotSubscribed) =>
             {
                 Ok(Reply::Unsubscribed(topic.as_str().into()))
+            }
+            (Ok(_), Kind::Flush) if !self.deferred.is_empty() => {
+                let mut deferred = std::mem::take(&mut self.deferred).into_iter();
+                let first = deferred.next();
+                for later in deferred {
+                    warn!(cause = %later, "a quiet command was refused");
+                }
+                Err(first.unwrap_or(Error::Closed))
             }
             (result, _) => result,
         };
         match (&result, req.kind) {
-            (
-                Ok(_),
-                Kind::Sub {
-                    topic,
-                    prefetch,
-                    tx,
-                },
-            ) => {
-                self.routes.insert(topic, Route { tx, prefetch });
+            (Ok(_), Kind::Sub { topic, options, tx }) => {
+                self.routes.insert(topic, Route { tx, options });
             }
-            (Ok(_), Kind::Unsub { topic }) => {
-                self.routes.remove(&topic);
+            (Ok(_), Kind::Unsub { topic, group }) => {
+                let ours = self.routes.get(&topic).is_some_and(|route| {
+                    group.is_none() || route.options.group_name() == group.as_deref()
+                });
+                if ours {
+                    self.routes.remove(&topic);
+                }
             }
             (Ok(_), Kind::Name(name)) => self.settings.name = Some(name),
+            (Ok(_), Kind::Replies { mode, .. }) => self.settings.mode = mode,
+            // Refused: the commands after it keep the mode before it
+            // (unless another switch followed).
+            (Err(_), Kind::Replies { mode, prev }) if self.mode == mode => self.mode = prev,
             (Err(e), Kind::Resub { topic }) => {
                 warn!(%topic, cause = %e, "resubscribing failed; the subscription ends");
                 self.routes.remove(&topic);
@@ -438,7 +662,16 @@ impl Driver {
             _ => {}
         }
         if let Some(reply) = req.reply {
-            let _ = reply.send(result);
+            let _ = reply.send(result.map(Some));
+        }
+    }
+
+    /// Keeps the refusal of a quiet request for the next flush.
+    fn defer(&mut self, e: Error) {
+        if self.deferred.len() < DEFERRED_MAX {
+            self.deferred.push(e);
+        } else {
+            warn!(cause = %e, "a quiet command was refused (too many to keep for flush)");
         }
     }
 
@@ -447,12 +680,13 @@ impl Driver {
         let mut kept = VecDeque::with_capacity(self.pending.len() + self.queued.len());
         for mut req in self.pending.drain(..) {
             match &req.kind {
-                // The new connection resubscribes from the routes.
-                Kind::Resub { .. } => continue,
+                // The new connection resubscribes from the routes, and
+                // closes quiet runs with pings of its own.
+                Kind::Resub { .. } | Kind::Sync => continue,
                 // The new connection is named during the handshake.
                 Kind::Name(name) if self.settings.name.as_ref() == Some(name) => {
                     if let Some(reply) = req.reply.take() {
-                        let _ = reply.send(Ok(Reply::Named(name.as_str().into())));
+                        let _ = reply.send(Ok(Some(Reply::Named(name.as_str().into()))));
                     }
                     continue;
                 }
@@ -503,19 +737,16 @@ impl Driver {
 
     /// Queues the resubscriptions, then the kept commands, on a new connection.
     fn resume(&mut self, conn: &mut Conn) {
-        let subs: Vec<(String, u16)> = self
+        // The handshake set the mode the broker had confirmed last; the
+        // kept commands replay any switch after it in order.
+        self.mode = self.settings.mode;
+        self.quiet_run = 0;
+        let subs: Vec<(String, Vec<u8>)> = self
             .routes
             .iter()
-            .map(|(topic, route)| (topic.clone(), route.prefetch))
+            .map(|(topic, route)| (topic.clone(), sub_line(topic, &route.options)))
             .collect();
-        for (topic, prefetch) in subs {
-            let mut line = Vec::new();
-            Command::Sub {
-                topic: topic.clone(),
-                prefetch,
-                options: Default::default(),
-            }
-            .encode(&mut line);
+        for (topic, line) in subs {
             self.send(
                 &mut conn.out,
                 Request {
@@ -523,6 +754,7 @@ impl Driver {
                     kind: Kind::Resub { topic },
                     reply: None,
                     retried: false,
+                    quiet: false,
                 },
             );
         }
@@ -540,7 +772,7 @@ impl Driver {
             let ok_anyway = matches!(req.kind, Kind::Quit);
             if let Some(reply) = req.reply {
                 let _ = reply.send(if ok_anyway {
-                    Ok(Reply::Bye)
+                    Ok(Some(Reply::Bye))
                 } else {
                     Err(Error::Closed)
                 });
@@ -553,6 +785,18 @@ impl Driver {
         }
         self.routes.clear();
     }
+}
+
+/// The `sub` line of a subscription with `options`.
+pub(crate) fn sub_line(topic: &str, options: &SubscribeOptions) -> Vec<u8> {
+    let mut line = Vec::new();
+    Command::Sub {
+        topic: topic.to_string(),
+        prefetch: options.prefetch_value(),
+        options: options.sub_options().clone(),
+    }
+    .encode(&mut line);
+    line
 }
 
 #[cfg(test)]

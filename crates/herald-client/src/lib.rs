@@ -19,11 +19,15 @@
 //!
 //! - [`client`]: [`Client`] and [`ClientOptions`]; builds command lines and
 //!   interprets replies.
+//! - [`options`]: [`SubscribeOptions`], the builder of a `sub` (groups,
+//!   deadlines, retries, dead letters, limits).
 //! - `driver` (private): the one task per connection that owns the socket,
 //!   pipelines commands, matches replies first-in-first-out, routes
 //!   deliveries by topic and reconnects durable subscribers.
-//! - [`delivery`]: [`Delivery`] and [`Subscription`].
-//! - [`event`]: the [`Event`] builder and the [`Publish`] outcome.
+//! - [`delivery`]: [`Delivery`] (ack, nack, touch) and [`Subscription`].
+//! - [`event`]: the [`Event`] builder (with its time fields) and the
+//!   [`Publish`] outcome.
+//! - [`peek`]: [`Peeked`], one event of a `peek`.
 //! - [`error`]: [`Error`], whose [`Error::code`] gives the wire code of any
 //!   rejection.
 //!
@@ -38,9 +42,15 @@ pub mod delivery;
 mod driver;
 pub mod error;
 pub mod event;
+pub mod options;
+pub mod peek;
 
-pub use client::{Client, ClientOptions, Stats, TopicStats};
+pub use client::{Client, ClientOptions, Stats, SubscriptionStats, TopicStats};
 pub use delivery::{Delivery, Subscription};
 pub use error::{Error, Result};
 pub use event::{Event, Publish};
-pub use herald_proto::ErrorCode;
+pub use herald_proto::{
+    DeadInfo, DeadReason, ErrorCode, NackAction, Overflow, PeekState, PeekTarget, ReplyMode,
+};
+pub use options::SubscribeOptions;
+pub use peek::Peeked;

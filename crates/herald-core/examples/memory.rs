@@ -1,6 +1,6 @@
 //! Memory of pending events in the broker state machine.
 //!
-//! `cargo run --release -p herald-core --example memory -- [EVENTS] [SUBSCRIBERS]`
+//! `cargo run --release -p herald-core --example memory -- [EVENTS] [SUBSCRIBERS] [ttl|delay]`
 //! publishes EVENTS (default 1,000,000) events with a 100-byte `msg` to one
 //! topic with SUBSCRIBERS (default 1) subscribers that never ack, then prints
 //! the process's resident set size (VmRSS, from /proc/self/status) before and
@@ -27,6 +27,13 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     let subscribers: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
+    // `ttl` or `delay`: every event carries a time to live (1 hour) or a
+    // delay (1 hour), to measure what that bookkeeping costs.
+    let time_field = match args.next().as_deref() {
+        Some("ttl") => r#","ttl_ms":3600000"#,
+        Some("delay") => r#","delay_ms":3600000"#,
+        _ => "",
+    };
     let before = rss_kib();
     let mut broker = Broker::new();
     let mut fx = Effects::new();
@@ -54,7 +61,7 @@ fn main() {
     let msg = "x".repeat(100);
     for n in 0..events {
         let line = format!(
-            r#"pub t {{"id":"{n}","priority":{},"msg":"{msg}"}}"#,
+            r#"pub t {{"id":"{n}","priority":{},"msg":"{msg}"{time_field}}}"#,
             n % 10
         );
         let command = herald_proto::parse_line(line.as_bytes())

@@ -43,9 +43,10 @@
 use crate::conn::ConnId;
 use crate::event::{Event, Seq};
 use hashbrown::HashTable;
+use min_queue::MinQueue;
 use rustc_hash::{FxHashMap, FxHasher};
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, VecDeque};
+use std::cmp::Ordering;
+use std::collections::VecDeque;
 use std::hash::Hasher;
 use std::sync::Arc;
 
@@ -168,7 +169,7 @@ struct Level {
     /// Arrivals, in `ready_seq` order.
     fifo: VecDeque<QItem>,
     /// Returned events, back at their place.
-    returned: BinaryHeap<Reverse<QItem>>,
+    returned: MinQueue<QItem>,
 }
 
 impl Level {
@@ -204,8 +205,8 @@ pub struct PendingQueue {
     present: [u64; 4],
     entries: HashTable<Entry>,
     in_flight: FxHashMap<Seq, InFlight>,
-    delayed: BinaryHeap<Reverse<DelayedItem>>,
-    deadlines: BinaryHeap<Reverse<(u64, u64)>>,
+    delayed: MinQueue<DelayedItem>,
+    deadlines: MinQueue<(u64, u64)>,
     /// Due time of each delayed entry, by seq: what `peek` and compaction
     /// ask of one event (the heap answers only "which is next").
     due: FxHashMap<u64, u64>,
@@ -265,6 +266,13 @@ impl PendingQueue {
         self.due.get(&seq.0).copied()
     }
 
+    /// The in-flight record of `seq` and its delivery count, if it is in
+    /// flight.
+    pub fn in_flight_with_deliveries(&self, seq: Seq) -> Option<(&InFlight, u32)> {
+        let flight = self.in_flight.get(&seq)?;
+        Some((flight, self.entry(seq.0).map_or(0, |e| e.deliveries)))
+    }
+
     /// The in-flight record of `seq`, if it is in flight.
     pub fn in_flight_entry(&self, seq: Seq) -> Option<&InFlight> {
         self.in_flight.get(&seq)
@@ -314,7 +322,7 @@ impl PendingQueue {
         self.bytes += event.msg_len();
         self.delayed_count += 1;
         self.due.insert(event.seq.0, due);
-        self.delayed.push(Reverse(DelayedItem { due, event }));
+        self.delayed.push(DelayedItem { due, event });
         true
     }
 
@@ -335,14 +343,14 @@ impl PendingQueue {
         let level = &mut self.levels[index];
         let head = match front {
             Front::Fifo => level.fifo.front().map(|q| q.event.seq),
-            Front::Returned => level.returned.peek().map(|Reverse(q)| q.event.seq),
+            Front::Returned => level.returned.peek().map(|q| q.event.seq),
         };
         if head.is_some_and(|seq| seq > durable) {
             return Pop::NotDurable;
         }
         let item = match front {
             Front::Fifo => level.fifo.pop_front(),
-            Front::Returned => level.returned.pop().map(|Reverse(q)| q),
+            Front::Returned => level.returned.pop(),
         };
         let Some(item) = item else {
             return Pop::Empty;
@@ -363,7 +371,7 @@ impl PendingQueue {
         };
         self.queued -= 1;
         if let Some(deadline) = deadline {
-            self.deadlines.push(Reverse((deadline, seq.0)));
+            self.deadlines.push((deadline, seq.0));
         }
         self.in_flight.insert(
             seq,
@@ -427,19 +435,19 @@ impl PendingQueue {
             Some(due) => {
                 self.delayed_count += 1;
                 self.due.insert(seq.0, due);
-                self.delayed.push(Reverse(DelayedItem {
+                self.delayed.push(DelayedItem {
                     due,
                     event: flight.event,
-                }));
+                });
             }
             None => {
                 self.queued += 1;
                 let level = self.level_mut(flight.event.priority);
-                level.returned.push(Reverse(QItem {
+                level.returned.push(QItem {
                     ready_seq: flight.ready_seq,
                     ready_ms: flight.ready_ms,
                     event: flight.event,
-                }));
+                });
             }
         }
         if self.deadlines.len() > 2 * self.in_flight.len() + STALE_SLACK {
@@ -454,7 +462,7 @@ impl PendingQueue {
             return false;
         };
         flight.deadline = Some(deadline);
-        self.deadlines.push(Reverse((deadline, seq.0)));
+        self.deadlines.push((deadline, seq.0));
         if self.deadlines.len() > 2 * self.in_flight.len() + STALE_SLACK {
             self.prune_deadlines();
         }
@@ -475,7 +483,7 @@ impl PendingQueue {
 
     /// The earliest live ack deadline.
     pub fn next_deadline(&mut self) -> Option<u64> {
-        while let Some(&Reverse((deadline, seq))) = self.deadlines.peek() {
+        while let Some(&(deadline, seq)) = self.deadlines.peek() {
             if self.deadline_is_live(deadline, seq) {
                 return Some(deadline);
             }
@@ -487,7 +495,7 @@ impl PendingQueue {
     /// Takes one in-flight event whose deadline is at or before `now`.
     /// The caller returns it (or dead-letters it).
     pub fn expired_deadline(&mut self, now: u64) -> Option<Seq> {
-        while let Some(&Reverse((deadline, seq))) = self.deadlines.peek() {
+        while let Some(&(deadline, seq)) = self.deadlines.peek() {
             if deadline > now {
                 return None;
             }
@@ -501,7 +509,7 @@ impl PendingQueue {
 
     /// The earliest due time of a delayed event.
     pub fn next_due(&mut self) -> Option<u64> {
-        while let Some(Reverse(item)) = self.delayed.peek() {
+        while let Some(item) = self.delayed.peek() {
             if self.is_in(item.event.seq.0, EntryState::Delayed) {
                 return Some(item.due);
             }
@@ -515,7 +523,7 @@ impl PendingQueue {
     /// of `counter`, and joins at its due time for aging). Returns it.
     pub fn join_due(&mut self, now: u64, counter: &mut u64) -> Option<Arc<Event>> {
         loop {
-            let Reverse(item) = self.delayed.peek()?;
+            let item = self.delayed.peek()?;
             if !self.is_in(item.event.seq.0, EntryState::Delayed) {
                 self.delayed.pop();
                 continue;
@@ -523,7 +531,7 @@ impl PendingQueue {
             if item.due > now {
                 return None;
             }
-            let Reverse(item) = self.delayed.pop()?;
+            let item = self.delayed.pop()?;
             if let Some(entry) = self.entry_mut(item.event.seq.0) {
                 entry.state = EntryState::Queued;
             }
@@ -558,7 +566,7 @@ impl PendingQueue {
             let level = &mut self.levels[index];
             let item = match front {
                 Front::Fifo => level.fifo.pop_front(),
-                Front::Returned => level.returned.pop().map(|Reverse(q)| q),
+                Front::Returned => level.returned.pop(),
             }?;
             if level.is_physically_empty() {
                 let priority = level.priority;
@@ -570,7 +578,7 @@ impl PendingQueue {
         let victim = self
             .delayed
             .iter()
-            .map(|Reverse(d)| &d.event)
+            .map(|d| &d.event)
             .filter(|e| self.is_in(e.seq.0, EntryState::Delayed))
             .min_by_key(|e| (e.priority, e.seq))
             .cloned()?;
@@ -593,14 +601,14 @@ impl PendingQueue {
             let items = level
                 .fifo
                 .into_iter()
-                .chain(level.returned.into_iter().map(|Reverse(q)| q));
+                .chain(level.returned.into_iter_unordered());
             for item in items {
                 if is_in(&self.entries, item.event.seq.0, EntryState::Queued) {
                     out.push(item.event);
                 }
             }
         }
-        for Reverse(item) in self.delayed.drain() {
+        for item in self.delayed.drain() {
             if is_in(&self.entries, item.event.seq.0, EntryState::Delayed) {
                 out.push(item.event);
             }
@@ -623,7 +631,7 @@ impl PendingQueue {
             out.push(view);
         }
         for level in &self.levels {
-            let items = level.fifo.iter().chain(level.returned.iter().map(|r| &r.0));
+            let items = level.fifo.iter().chain(level.returned.iter());
             for item in items {
                 if self.is_in(item.event.seq.0, EntryState::Queued) {
                     let mut view = self.view(&item.event, EntryState::Queued, None, None);
@@ -632,7 +640,7 @@ impl PendingQueue {
                 }
             }
         }
-        for Reverse(item) in &self.delayed {
+        for item in self.delayed.iter() {
             if self.is_in(item.event.seq.0, EntryState::Delayed) {
                 out.push(self.view(&item.event, EntryState::Delayed, None, Some(item.due)));
             }
@@ -665,7 +673,6 @@ impl PendingQueue {
             let mut delayed: Vec<&DelayedItem> = self
                 .delayed
                 .iter()
-                .map(|r| &r.0)
                 .filter(|d| self.is_in(d.event.seq.0, EntryState::Delayed))
                 .collect();
             delayed.sort_unstable();
@@ -687,7 +694,7 @@ impl PendingQueue {
                 .fifo
                 .iter()
                 .find(|q| self.is_in(q.event.seq.0, EntryState::Queued));
-            let returned = level.returned.peek().map(|r| &r.0);
+            let returned = level.returned.peek();
             for item in fifo.into_iter().chain(returned) {
                 if self.is_in(item.event.seq.0, EntryState::Queued) {
                     let t = item.event.timestamp;
@@ -725,7 +732,6 @@ impl PendingQueue {
             let mut returned: Vec<&QItem> = level
                 .returned
                 .iter()
-                .map(|r| &r.0)
                 .filter(|q| self.is_in(q.event.seq.0, EntryState::Queued))
                 .collect();
             returned.sort_unstable();
@@ -795,7 +801,7 @@ impl PendingQueue {
                     let level = &self.levels[i];
                     let head = match front {
                         Front::Fifo => level.fifo.front(),
-                        Front::Returned => level.returned.peek().map(|r| &r.0),
+                        Front::Returned => level.returned.peek(),
                     };
                     if let Some(head) = head {
                         let key = aging_key(head, level.priority, age_ms);
@@ -846,7 +852,7 @@ impl PendingQueue {
 
     fn prune_deadlines(&mut self) {
         let in_flight = &self.in_flight;
-        self.deadlines.retain(|&Reverse((deadline, seq))| {
+        self.deadlines.retain(|&(deadline, seq)| {
             in_flight
                 .get(&Seq(seq))
                 .is_some_and(|f| f.deadline == Some(deadline))
@@ -856,7 +862,7 @@ impl PendingQueue {
     fn prune_delayed(&mut self) {
         let entries = &self.entries;
         self.delayed
-            .retain(|Reverse(d)| is_in(entries, d.event.seq.0, EntryState::Delayed));
+            .retain(|d| is_in(entries, d.event.seq.0, EntryState::Delayed));
     }
 
     /// The level for `priority`, created if absent.
@@ -870,7 +876,7 @@ impl PendingQueue {
                 Level {
                     priority,
                     fifo: VecDeque::new(),
-                    returned: BinaryHeap::new(),
+                    returned: MinQueue::default(),
                 },
             );
         }
@@ -934,7 +940,7 @@ impl PendingQueue {
                 }
                 last = q.ready_seq;
             }
-            let items = level.fifo.iter().chain(level.returned.iter().map(|r| &r.0));
+            let items = level.fifo.iter().chain(level.returned.iter());
             for q in items {
                 if q.event.priority != level.priority {
                     return Err("event in the wrong level".into());
@@ -970,14 +976,14 @@ fn clean_head(level: &mut Level, entries: &HashTable<Entry>) -> Option<Front> {
         }
         level.fifo.pop_front();
     }
-    while let Some(Reverse(top)) = level.returned.peek() {
+    while let Some(top) = level.returned.peek() {
         if is_in(entries, top.event.seq.0, EntryState::Queued) {
             break;
         }
         level.returned.pop();
     }
     match (level.fifo.front(), level.returned.peek()) {
-        (Some(a), Some(Reverse(b))) if b.ready_seq < a.ready_seq => Some(Front::Returned),
+        (Some(a), Some(b)) if b.ready_seq < a.ready_seq => Some(Front::Returned),
         (Some(_), _) => Some(Front::Fifo),
         (None, Some(_)) => Some(Front::Returned),
         (None, None) => None,
@@ -994,5 +1000,6 @@ fn aging_key(item: &QItem, priority: u8, age_ms: Option<u64>) -> i128 {
     }
 }
 
+mod min_queue;
 #[cfg(test)]
 mod tests;

@@ -27,6 +27,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use hdrhistogram::Histogram;
 use herald_proto::Command;
+use herald_proto::SubOptions;
 use herald_server::FsyncMode;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use load::{Conn, PubSpec, STAMP_DIGITS};
@@ -94,6 +95,16 @@ pub struct BenchArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
+    /// Options of every subscriber's `sub`, as the protocol writes them
+    /// (`"wait=30s age=1s"`). With `group=<name>` the subscribers of a
+    /// topic are one competing-consumer group and share its events, instead
+    /// of each getting all of them.
+    #[arg(long, default_value = "", value_parser = parse_sub_options)]
+    sub_options: SubOptions,
+}
+
+fn parse_sub_options(text: &str) -> Result<SubOptions, String> {
+    SubOptions::from_text(text)
 }
 
 /// Counters shared with the progress bar.
@@ -214,21 +225,34 @@ async fn drive(args: &BenchArgs, addr: &str) -> Result<Report> {
     let progress = Arc::new(Progress::default());
     let mut subscribers = Vec::new();
     let mut expected_deliveries = 0;
+    // One share per topic: a group's members together ack every event of
+    // their topic once; other subscribers each ack all of them.
+    let grouped = args.sub_options.group.is_some();
+    let shares: Vec<Arc<load::Share>> = (0..args.topics)
+        .map(|t| Arc::new(load::Share::new(publishers_on(t) * args.messages)))
+        .collect();
     for j in 0..args.subscribers {
         let t = j % args.topics;
         let expected = publishers_on(t) * args.messages;
-        expected_deliveries += expected;
+        if !grouped || j < args.topics {
+            expected_deliveries += expected;
+        }
         let mut conn = Conn::open(addr).await?;
         let topic = topic_names[t as usize].clone();
         conn.command(&Command::Sub {
             topic: topic.clone(),
             prefetch: args.prefetch,
-            options: Default::default(),
+            options: args.sub_options.clone(),
         })
         .await?;
+        let share = if grouped {
+            shares[t as usize].clone()
+        } else {
+            Arc::new(load::Share::new(expected))
+        };
         let progress = progress.clone();
         subscribers.push(tokio::spawn(load::subscriber(
-            conn, topic, expected, base, progress,
+            conn, topic, share, base, progress,
         )));
     }
 

@@ -1,22 +1,19 @@
-//! `herald pub`, `sub`, `topics`, `stats`, `ping`: the client library at a
-//! shell prompt.
+//! `herald pub`, `create`, `peek`, `topics`, `stats`, `ping`: the client
+//! library at a shell prompt (`herald sub` is in `cli_sub`).
 //!
 //! Each command connects once, does its work, and maps any failure to one
 //! line on stderr and exit code 1 (through `main`). Output meant for
-//! scripts (deliveries, `--json`) goes to stdout, one JSON object a line.
+//! scripts (deliveries, `--json`) goes to stdout, one JSON object a line;
+//! the tables for people are in `cli_table`.
 
-use anyhow::{Context, Result, bail};
-use clap::Args;
-use herald_client::{Client, ClientOptions, ErrorCode, Event, Publish, Stats};
+use crate::{cli_table, cli_time};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{ArgGroup, Args};
+use herald_client::{Client, ClientOptions, ErrorCode, Event, PeekTarget, Publish};
 use std::collections::VecDeque;
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 use tokio::io::AsyncBufReadExt;
-
-/// First pause before asking again for a name that is in use.
-const NAME_RETRY_FIRST_MS: u64 = 20;
-/// How long a name in use is retried before giving up.
-const NAME_RETRY_TOTAL_MS: u64 = 2000;
 
 /// The broker to talk to.
 #[derive(Args, Debug, Clone)]
@@ -28,6 +25,7 @@ pub struct Addr {
 
 /// `herald pub`.
 #[derive(Args, Debug)]
+#[command(group(ArgGroup::new("when").args(["delay", "not_before"])))]
 pub struct PubArgs {
     #[command(flatten)]
     conn: Addr,
@@ -50,31 +48,119 @@ pub struct PubArgs {
     /// Parse --msg as JSON instead of sending it as a string.
     #[arg(long, requires = "msg")]
     msg_json: bool,
+    /// Time to live of the event(s): once it has passed, an event not yet
+    /// delivered is removed (sets "ttl_ms"). A duration: 1500 (ms), 1500ms,
+    /// 30s, 2m or 1h; at most 30 days.
+    #[arg(long, value_name = "DURATION", value_parser = cli_time::duration)]
+    ttl: Option<Duration>,
+    /// Deliver the event(s) no sooner than this long after publishing (sets
+    /// "delay_ms"). A duration: 0, 1500 (ms), 30s, 2m or 1h; at most 30 days.
+    #[arg(long, value_name = "DURATION", value_parser = cli_time::duration_or_zero)]
+    delay: Option<Duration>,
+    /// Deliver the event(s) no sooner than this time (sets "not_before"):
+    /// ms since the Unix epoch, or RFC 3339 such as 2026-01-01T09:00:00Z;
+    /// at most 30 days ahead.
+    #[arg(long, value_name = "TIME", value_parser = cli_time::time)]
+    not_before: Option<SystemTime>,
     /// Reading stdin: most events sent and not yet confirmed.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     window: u32,
 }
 
-/// `herald sub`.
+/// The time fields `herald pub` adds to each event.
+#[derive(Debug, Clone, Copy, Default)]
+struct TimeFields {
+    ttl: Option<Duration>,
+    delay: Option<Duration>,
+    not_before: Option<SystemTime>,
+}
+
+impl TimeFields {
+    fn is_empty(&self) -> bool {
+        self.ttl.is_none() && self.delay.is_none() && self.not_before.is_none()
+    }
+
+    fn apply(&self, mut event: Event) -> Event {
+        if let Some(ttl) = self.ttl {
+            event = event.ttl(ttl);
+        }
+        if let Some(delay) = self.delay {
+            event = event.delay(delay);
+        }
+        if let Some(at) = self.not_before {
+            event = event.not_before(at);
+        }
+        event
+    }
+
+    /// Adds the fields to an event given as JSON text, as text: the rest
+    /// of the event goes as typed (field order, number spellings). An
+    /// event that sets one of them itself is refused rather than silently
+    /// overridden.
+    fn add_to_json(&self, json: &str) -> Result<String> {
+        if self.is_empty() {
+            return Ok(json.to_string());
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(json).context("the event is not valid JSON")?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| anyhow!("the event is not a JSON object"))?;
+        let mut added = String::new();
+        let fields = serde_json::to_value(self.apply(Event::new("", 0)))?;
+        for key in herald_proto::event::TIME_FIELDS {
+            if let Some(v) = fields.get(key) {
+                if object.contains_key(key) {
+                    bail!("the event sets \"{key}\" and a flag sets it too");
+                }
+                added.push_str(&format!(",\"{key}\":{v}"));
+            }
+        }
+        // A JSON object ends with its `}`.
+        let body = json.trim_end().strip_suffix('}').unwrap_or(json);
+        if object.is_empty() {
+            added.remove(0);
+        }
+        Ok(format!("{body}{added}}}"))
+    }
+}
+
+/// `herald create`.
 #[derive(Args, Debug)]
-pub struct SubArgs {
+pub struct CreateArgs {
     #[command(flatten)]
     conn: Addr,
-    /// Topic to subscribe to (must exist; see `herald pub` or `create`).
+    /// Topic to create (no error if it exists).
     topic: String,
-    /// Subscribe as this durable subscriber: its queue outlives the
-    /// connection, and the command reconnects if the connection drops.
+    /// Default time to live of the events published to the topic from now
+    /// on (an event's own "ttl_ms" wins if smaller). A duration: 1500 (ms),
+    /// 30s, 2m or 1h; at most 30 days. Without it, an existing topic keeps
+    /// its default.
+    #[arg(long, value_name = "DURATION", value_parser = cli_time::duration)]
+    ttl: Option<Duration>,
+}
+
+/// `herald peek`.
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("whose").args(["sub", "group"]).required(true)))]
+pub struct PeekArgs {
+    #[command(flatten)]
+    conn: Addr,
+    /// Topic whose subscription to show.
+    topic: String,
+    /// The durable subscriber whose queue to show.
+    #[arg(long, value_name = "NAME")]
+    sub: Option<String>,
+    /// The group whose queue to show.
+    #[arg(long, value_name = "GROUP")]
+    group: Option<String>,
+    /// Most events shown (1 to 1000): in flight first, then queued in
+    /// delivery order, then delayed by due time.
+    #[arg(short = 'n', default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    n: u16,
+    /// Print the broker's JSON, one event a line, instead of a table.
     #[arg(long)]
-    name: Option<String>,
-    /// Most deliveries held unacknowledged (1 to 65535).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
-    prefetch: u16,
-    /// Print deliveries without acknowledging them.
-    #[arg(long)]
-    no_ack: bool,
-    /// Exit after this many deliveries.
-    #[arg(long)]
-    count: Option<u64>,
+    json: bool,
 }
 
 /// `herald stats`.
@@ -89,14 +175,14 @@ pub struct StatsArgs {
     json: bool,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")
 }
 
-async fn connect(addr: &str, options: ClientOptions) -> Result<Client> {
+pub(crate) async fn connect(addr: &str, options: ClientOptions) -> Result<Client> {
     Client::connect_with(addr, options)
         .await
         .with_context(|| format!("cannot connect to {addr}"))
@@ -104,7 +190,7 @@ async fn connect(addr: &str, options: ClientOptions) -> Result<Client> {
 
 /// Writes one line to stdout and flushes it. A closed stdout (`| head`)
 /// ends the program quietly, as other Unix tools do.
-fn print_line(line: &str) -> Result<()> {
+pub(crate) fn print_line(line: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let written = writeln!(out, "{line}").and_then(|()| out.flush());
     match written {
@@ -115,6 +201,11 @@ fn print_line(line: &str) -> Result<()> {
 
 /// `herald pub`.
 pub fn publish(args: PubArgs) -> Result<()> {
+    let time = TimeFields {
+        ttl: args.ttl,
+        delay: args.delay,
+        not_before: args.not_before,
+    };
     runtime()?.block_on(async move {
         let client = connect(&args.conn.addr, ClientOptions::new()).await?;
         let topic = args.topic.as_str();
@@ -124,21 +215,20 @@ pub fn publish(args: PubArgs) -> Result<()> {
                 (Some(m), false) => serde_json::Value::String(m),
                 (None, _) => bail!("--id needs --msg"),
             };
-            let event = Event {
-                id: id.clone(),
-                priority: args.priority,
-                msg,
-            };
+            let event = time.apply(Event::new(id.clone(), msg).priority(args.priority));
             (client.publish(topic, &event).await, id)
         } else if let Some(json) = args.event {
             let id = event_id(&json);
+            let json = time.add_to_json(&json)?;
             (client.publish_json(topic, &json).await, id)
         } else {
-            return publish_stdin(&client, topic, args.window as usize).await;
+            return publish_stdin(&client, topic, args.window as usize, time).await;
         };
         let word = match outcome.with_context(|| format!("pub {topic}"))? {
             Publish::Published => "published",
             Publish::Duplicate => "duplicate",
+            // Only in `replies errors` mode, which this command never uses.
+            Publish::Unconfirmed => "sent",
         };
         print_line(&format!("{word} {topic} {id}"))
     })
@@ -157,14 +247,21 @@ fn event_id(json: &str) -> String {
 }
 
 /// Publishes every line of stdin with up to `window` in flight.
-async fn publish_stdin(client: &Client, topic: &str, window: usize) -> Result<()> {
+async fn publish_stdin(
+    client: &Client,
+    topic: &str,
+    window: usize,
+    time: TimeFields,
+) -> Result<()> {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut in_flight = VecDeque::with_capacity(window);
     let (mut published, mut duplicates, mut errors) = (0u64, 0u64, 0u64);
     let mut line_no = 0u64;
+    // Lines refused before sending (a time flag and a bad event).
+    let mut unsent = 0u64;
     let mut tally = |line: u64, outcome: herald_client::Result<Publish>| -> Result<()> {
         match outcome {
-            Ok(Publish::Published) => published += 1,
+            Ok(Publish::Published | Publish::Unconfirmed) => published += 1,
             Ok(Publish::Duplicate) => duplicates += 1,
             Err(e) if e.code().is_some() => {
                 errors += 1;
@@ -185,11 +282,20 @@ async fn publish_stdin(client: &Client, topic: &str, window: usize) -> Result<()
         {
             tally(n, confirm.await)?;
         }
+        let line = match time.add_to_json(&line) {
+            Ok(line) => line,
+            Err(e) => {
+                unsent += 1;
+                eprintln!("herald: line {line_no}: {e:#}");
+                continue;
+            }
+        };
         in_flight.push_back((line_no, client.publish_json(topic, &line)));
     }
     while let Some((n, confirm)) = in_flight.pop_front() {
         tally(n, confirm.await)?;
     }
+    let errors = errors + unsent;
     print_line(&format!(
         "published {published}, duplicates {duplicates}, errors {errors}"
     ))?;
@@ -197,56 +303,6 @@ async fn publish_stdin(client: &Client, topic: &str, window: usize) -> Result<()
         bail!("{errors} event(s) were refused");
     }
     Ok(())
-}
-
-/// `herald sub`.
-pub fn subscribe(args: SubArgs) -> Result<()> {
-    runtime()?.block_on(async move {
-        let client = match &args.name {
-            Some(name) => connect_named(&args.conn.addr, name).await?,
-            None => connect(&args.conn.addr, ClientOptions::new()).await?,
-        };
-        let topic = args.topic.as_str();
-        let mut sub = client
-            .subscribe(topic, args.prefetch)
-            .await
-            .with_context(|| format!("sub {topic}"))?;
-        let mut seen = 0u64;
-        while args.count.is_none_or(|count| seen < count) {
-            let Some(delivery) = sub.next().await else {
-                bail!("the broker closed the connection");
-            };
-            print_line(&delivery.raw)?;
-            seen += 1;
-            if !args.no_ack {
-                delivery
-                    .ack()
-                    .await
-                    .with_context(|| format!("ack {topic} {}", delivery.id))?;
-            }
-        }
-        // Leaves only once the broker has let go of the connection, so a
-        // `herald sub --name` started right after finds the name free.
-        client.close().await.context("quit")
-    })
-}
-
-/// Connects as a reconnecting durable subscriber. A name still held by a
-/// connection that is closing (a previous `herald sub --name` that just
-/// exited) is retried for a moment before giving up.
-async fn connect_named(addr: &str, name: &str) -> Result<Client> {
-    let options = ClientOptions::new().name(name).reconnect(true);
-    let mut delay = Duration::from_millis(NAME_RETRY_FIRST_MS);
-    let deadline = Instant::now() + Duration::from_millis(NAME_RETRY_TOTAL_MS);
-    loop {
-        match Client::connect_with(addr, options.clone()).await {
-            Err(e) if e.code() == Some(ErrorCode::NameInUse) && Instant::now() < deadline => {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            other => return other.with_context(|| format!("cannot connect to {addr} as {name}")),
-        }
-    }
 }
 
 /// `herald topics`.
@@ -271,49 +327,70 @@ pub fn stats(args: StatsArgs) -> Result<()> {
             print_line(&json.to_string())
         } else {
             let stats = client.stats(topic).await.with_context(what)?;
-            print_line(stats_table(&stats).trim_end())
+            let table = match topic {
+                Some(topic) => cli_table::topic_stats(&stats, topic),
+                None => cli_table::stats(&stats),
+            };
+            print_line(table.trim_end())
         }
     })
 }
 
-/// A table with one row per topic.
-fn stats_table(stats: &Stats) -> String {
-    let headers = ["TOPIC", "SUBSCRIBERS", "PENDING", "IN_FLIGHT", "PUBLISHED"];
-    let rows: Vec<[String; 5]> = stats
-        .topics
-        .iter()
-        .map(|(name, t)| {
-            [
-                name.clone(),
-                t.subscribers.to_string(),
-                t.pending.to_string(),
-                t.in_flight.to_string(),
-                t.published.to_string(),
-            ]
-        })
-        .collect();
-    let mut widths = headers.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
+/// `herald create`.
+pub fn create(args: CreateArgs) -> Result<()> {
+    runtime()?.block_on(async move {
+        let client = connect(&args.conn.addr, ClientOptions::new()).await?;
+        let topic = args.topic.as_str();
+        match args.ttl {
+            Some(ttl) => client.create_with_ttl(topic, ttl).await,
+            None => client.create(topic).await,
         }
-    }
-    let mut table = String::new();
-    let mut push_row = |cells: &[&str]| {
-        for (i, cell) in cells.iter().enumerate() {
-            if i == 0 {
-                table.push_str(&format!("{cell:<w$}", w = widths[0]));
-            } else {
-                table.push_str(&format!("  {cell:>w$}", w = widths[i]));
-            }
-        }
-        table.push('\n');
+        .with_context(|| format!("create {topic}"))?;
+        print_line(&format!("created {topic}"))
+    })
+}
+
+/// `herald peek`.
+pub fn peek(args: PeekArgs) -> Result<()> {
+    let (target, whose) = match (args.sub, args.group) {
+        (Some(name), _) => (
+            PeekTarget::Sub(name.clone()),
+            format!("subscriber '{name}'"),
+        ),
+        (None, Some(group)) => (PeekTarget::Group(group.clone()), format!("group '{group}'")),
+        (None, None) => bail!("give --sub NAME or --group GROUP"),
     };
-    push_row(&headers);
-    for row in &rows {
-        push_row(&row.each_ref().map(String::as_str));
-    }
-    table
+    runtime()?.block_on(async move {
+        let client = connect(&args.conn.addr, ClientOptions::new()).await?;
+        let topic = args.topic.as_str();
+        let entries = match client.peek(topic, target, args.n).await {
+            Err(e) if e.code() == Some(ErrorCode::NotSubscribed) => {
+                bail!("peek {topic}: not_subscribed: {whose} has no subscription to '{topic}'")
+            }
+            other => other.with_context(|| format!("peek {topic}"))?,
+        };
+        if !args.json {
+            return print_line(cli_table::peek(&entries).trim_end());
+        }
+        // One entry a line, in the broker's shape, the event as it sent it.
+        for entry in &entries {
+            let state = serde_json::to_string(&entry.state)?;
+            let mut line = format!("{{\"state\":{state},\"deliveries\":{}", entry.deliveries);
+            if let Some(deadline) = entry.deadline {
+                line.push_str(&format!(",\"deadline_ms\":{}", millis(deadline)));
+            }
+            if let Some(due) = entry.due {
+                line.push_str(&format!(",\"due_ms\":{}", millis(due)));
+            }
+            line.push_str(&format!(",\"event\":{}}}", entry.event.raw));
+            print_line(&line)?;
+        }
+        Ok(())
+    })
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `herald ping`.
@@ -330,22 +407,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn time_flags_are_added_to_json_events() {
+        let time = TimeFields {
+            ttl: Some(Duration::from_secs(10)),
+            delay: Some(Duration::from_secs(5)),
+            not_before: None,
+        };
+        assert_eq!(
+            time.add_to_json(r#"{"id":"1","msg":"x"}"#).unwrap(),
+            r#"{"id":"1","msg":"x","ttl_ms":10000,"delay_ms":5000}"#
+        );
+        assert_eq!(
+            time.add_to_json("{ \"msg\": 1e2, \"id\": 1 }\n").unwrap(),
+            r#"{ "msg": 1e2, "id": 1 ,"ttl_ms":10000,"delay_ms":5000}"#
+        );
+        assert_eq!(
+            time.add_to_json("{}").unwrap(),
+            r#"{"ttl_ms":10000,"delay_ms":5000}"#
+        );
+        let err = time
+            .add_to_json(r#"{"id":"1","msg":"x","ttl_ms":5}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("ttl_ms"), "{err}");
+        assert!(time.add_to_json("[1]").is_err());
+        // Without flags the event goes as typed; the broker judges it.
+        assert_eq!(
+            TimeFields::default().add_to_json("not json").unwrap(),
+            "not json"
+        );
+    }
+
+    #[test]
     fn event_id_reads_string_and_integer_ids() {
         assert_eq!(event_id(r#"{"id":"a1","msg":1}"#), "a1");
         assert_eq!(event_id(r#"{"id":7,"msg":1}"#), "7");
         assert_eq!(event_id("nope"), "?");
-    }
-
-    #[test]
-    fn stats_table_aligns_columns() {
-        let stats: Stats = serde_json::from_str(
-            r#"{"topics":{"tweets":{"subscribers":2,"pending":5,"in_flight":1,"published":40}}}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            stats_table(&stats),
-            "TOPIC   SUBSCRIBERS  PENDING  IN_FLIGHT  PUBLISHED\n\
-             tweets            2        5          1         40\n"
-        );
     }
 }

@@ -4,6 +4,9 @@
 
 mod bench;
 mod cli_client;
+mod cli_sub;
+mod cli_table;
+mod cli_time;
 mod config_file;
 mod http;
 mod offline;
@@ -44,13 +47,23 @@ enum Cmd {
         data: PathBuf,
     },
     /// Publish one event (given as JSON or built from --id/--priority/--msg),
-    /// or every line of stdin.
+    /// or every line of stdin; --ttl, --delay and --not-before set its time
+    /// fields.
     Pub(cli_client::PubArgs),
-    /// Print each delivery of a topic as a JSON line, acknowledging it.
-    Sub(cli_client::SubArgs),
+    /// Print each delivery of a topic as a JSON line, acknowledging it; as a
+    /// durable subscriber (--name) or a group member (--group), with ack
+    /// deadlines, retries, dead letters and limits.
+    Sub(cli_sub::SubArgs),
+    /// Create a topic (so subscribers can start before any publisher),
+    /// optionally with a default time to live.
+    Create(cli_client::CreateArgs),
+    /// Show, without changing anything, the events of a durable
+    /// subscriber's or a group's queue.
+    Peek(cli_client::PeekArgs),
     /// List the topics.
     Topics(cli_client::Addr),
-    /// Show per-topic counters (a table, or the broker's JSON with --json).
+    /// Show per-topic counters (a table, or the broker's JSON with --json);
+    /// with a topic, also its subscriptions.
     Stats(cli_client::StatsArgs),
     /// Check that the broker answers, and how fast.
     Ping(cli_client::Addr),
@@ -92,17 +105,17 @@ struct ServeArgs {
     /// Size of one log segment file in bytes.
     #[arg(long, env = "HERALD_SEGMENT_BYTES", default_value_t = herald_log::DEFAULT_SEGMENT_BYTES)]
     segment_bytes: u64,
+    /// Reply mode of new connections: `all` answers every command; `errors`
+    /// sends no `+OK` for pub, ack, nack and touch (errors still come), for
+    /// fire-and-forget publishers that never read their socket. A client
+    /// can change its own with `replies all|errors`.
+    #[arg(long, env = "HERALD_REPLIES", default_value = "all", value_parser = parse_reply_mode)]
+    replies: herald_proto::ReplyMode,
     /// Threads that run connections and the broker. With 1 (the default) a
     /// command and its reply never cross threads, which gives the lowest
     /// latency; the fdatasync of big batches runs on a thread of its own.
     #[arg(long, env = "HERALD_IO_THREADS", default_value_t = 1)]
     io_threads: usize,
-    /// Reply mode of new connections: `all` answers every command; `errors`
-    /// sends no `+OK` for `pub`, `ack`, `nack` and `touch` (errors still go
-    /// out, in order), for publishers that never read their socket. A
-    /// connection changes its own mode with `replies all|errors`.
-    #[arg(long, env = "HERALD_REPLIES", default_value = "all", value_parser = parse_reply_mode)]
-    replies: herald_proto::ReplyMode,
     /// Address of the HTTP API and metrics, or `off`. Default: the
     /// `--listen` host and its port + 1 (port 0 if `--listen` uses 0), and
     /// no HTTP, with a warning, if that port is busy; an address given
@@ -121,11 +134,6 @@ struct ServeArgs {
     print_config: bool,
 }
 
-fn parse_reply_mode(word: &str) -> Result<herald_proto::ReplyMode, String> {
-    herald_proto::ReplyMode::parse(word)
-        .ok_or_else(|| format!("unknown reply mode '{word}' (expected 'all' or 'errors')"))
-}
-
 fn main() {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
@@ -138,7 +146,9 @@ fn main() {
         Cmd::Dump { data, topic } => offline::dump(&data, topic.as_deref()),
         Cmd::Check { data } => offline::check(&data),
         Cmd::Pub(args) => cli_client::publish(args),
-        Cmd::Sub(args) => cli_client::subscribe(args),
+        Cmd::Sub(args) => cli_sub::subscribe(args),
+        Cmd::Create(args) => cli_client::create(args),
+        Cmd::Peek(args) => cli_client::peek(args),
         Cmd::Topics(addr) => cli_client::topics(addr),
         Cmd::Stats(args) => cli_client::stats(args),
         Cmd::Ping(addr) => cli_client::ping(addr),
@@ -294,6 +304,11 @@ fn serve(
         }
         result
     })
+}
+
+fn parse_reply_mode(word: &str) -> Result<herald_proto::ReplyMode, String> {
+    herald_proto::ReplyMode::parse(word)
+        .ok_or_else(|| format!("unknown reply mode '{word}' (expected 'all' or 'errors')"))
 }
 
 /// Resolves on SIGINT or SIGTERM.

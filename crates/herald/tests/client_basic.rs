@@ -245,6 +245,9 @@ async fn unexpected_lines_are_protocol_errors_not_panics() {
         let (reader, mut writer) = socket.into_split();
         let mut lines = BufReader::new(reader).lines();
         writer.write_all(b"+OK fake ready\r\n").await.unwrap();
+        // The client states its reply mode when it connects.
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "replies all");
+        writer.write_all(b"+OK replies all\r\n").await.unwrap();
         let answers: [&[u8]; 5] = [
             b"hello there\r\n",
             b"+OK subscribed elsewhere\r\n",

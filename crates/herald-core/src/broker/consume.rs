@@ -243,16 +243,20 @@ impl Broker {
         now: u64,
         fx: &mut Effects,
     ) {
-        let Some(s) = self.sub(key) else { return };
-        let Some(event) = s.queue.in_flight_entry(seq).map(|f| f.event.clone()) else {
+        let Some(s) = self.subs.get_mut(key).and_then(Option::as_mut) else {
             return;
         };
-        let deliveries = s.queue.state(seq).map_or(0, |(_, d)| d);
+        let Some((flight, deliveries)) = s.queue.in_flight_with_deliveries(seq) else {
+            return;
+        };
+        let (event, member) = (flight.event.clone(), flight.member);
+        if let Some(m) = s.member_mut(member) {
+            m.in_flight = m.in_flight.saturating_sub(1);
+        }
         let exhausted = s.is_exhausted(deliveries);
         let delay = delay
             .or_else(|| s.backoff_ms(deliveries))
             .filter(|&d| d > 0);
-        self.unassign(key, seq);
         if event.is_expired(now) {
             self.expire_from(key, &event, now, fx);
             return;

@@ -12,6 +12,13 @@
 
 use super::*;
 
+/// Most returns and due-time joins one subscription does per `tick`; the
+/// rest is scheduled again at once. A storm of a million deadlines then
+/// runs as many short ticks, so the server writes what each one produced
+/// (and serves other connections) in between, and no tick's effects grow
+/// to a million entries.
+const MAX_TIMED_PER_TICK: usize = 8192;
+
 impl Broker {
     /// When [`tick`](Self::tick) next has something to do (ms since epoch).
     pub fn next_wakeup(&self) -> Option<u64> {
@@ -22,11 +29,20 @@ impl Broker {
     /// passed, makes delayed events deliverable, removes expired events,
     /// and delivers what that frees.
     pub fn tick(&mut self, now: u64, fx: &mut Effects) {
+        // Each owner due now is served once per call; one with more to do
+        // than a call allows is in the heap again for `now`, and the next
+        // call (the server's next batch) goes on with it.
+        let mut due = Vec::new();
         while let Some(&Reverse((at, owner))) = self.timers.peek() {
             if at > now {
                 break;
             }
             self.timers.pop();
+            due.push(owner);
+        }
+        due.sort_unstable();
+        due.dedup();
+        for owner in due {
             match owner {
                 Owner::Topic(tid) => {
                     self.topics[tid].scheduled = u64::MAX;
@@ -53,7 +69,8 @@ impl Broker {
     }
 
     fn sub_timers(&mut self, key: SubKey, now: u64, fx: &mut Effects) {
-        loop {
+        let mut done = 0;
+        while done < MAX_TIMED_PER_TICK {
             let Some(s) = self.subs[key].as_mut() else {
                 return;
             };
@@ -61,11 +78,14 @@ impl Broker {
                 break;
             };
             self.return_event(key, seq, None, now, fx);
+            done += 1;
         }
         let Some(s) = self.subs[key].as_mut() else {
             return;
         };
-        while s.queue.join_due(now, &mut self.next_seq).is_some() {}
+        while done < MAX_TIMED_PER_TICK && s.queue.join_due(now, &mut self.next_seq).is_some() {
+            done += 1;
+        }
         self.deliver(key, now, fx);
     }
 
@@ -73,7 +93,7 @@ impl Broker {
     /// subscription that holds it queued or delayed (13.1). In-flight
     /// copies stay; they are removed when returned.
     fn expire_topic(&mut self, tid: TopicId, now: u64, fx: &mut Effects) {
-        loop {
+        for _ in 0..MAX_TIMED_PER_TICK {
             let t = &mut self.topics[tid];
             let Some(Reverse(top)) = t.expiry.peek() else {
                 return;

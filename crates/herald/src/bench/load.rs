@@ -253,10 +253,39 @@ fn stamp_of(delivery: &ParsedDelivery<'_>) -> Option<u64> {
     })
 }
 
+/// The events one subscriber, or the members of a group together, must
+/// acknowledge before a run ends.
+pub struct Share {
+    expected: u64,
+    acked: std::sync::atomic::AtomicU64,
+    done: tokio::sync::Notify,
+}
+
+impl Share {
+    pub fn new(expected: u64) -> Share {
+        Share {
+            expected,
+            acked: Default::default(),
+            done: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.acked.load(Ordering::Relaxed) >= self.expected
+    }
+
+    fn add(&self, acked: u64) {
+        let total = self.acked.fetch_add(acked, Ordering::Relaxed) + acked;
+        if total >= self.expected {
+            self.done.notify_waiters();
+        }
+    }
+}
+
 pub async fn subscriber(
     conn: Conn,
     topic: String,
-    expected: u64,
+    share: Arc<Share>,
     base: Instant,
     progress: Arc<Progress>,
 ) -> Result<SubResult> {
@@ -272,9 +301,23 @@ pub async fn subscriber(
         last_ack_ns: 0,
     };
     let mut out = BytesMut::with_capacity(4096);
-    while result.acked < expected {
-        if stream.read_buf(&mut inbuf).await? == 0 {
-            bail!("the broker closed a subscriber's connection");
+    loop {
+        // A group member stops when the group as a whole is done, even if
+        // nothing more comes its way. Registered before the check, so that
+        // a notification between the two is not missed.
+        let done = share.done.notified();
+        tokio::pin!(done);
+        done.as_mut().enable();
+        if share.is_done() {
+            break;
+        }
+        tokio::select! {
+            read = stream.read_buf(&mut inbuf) => {
+                if read? == 0 {
+                    bail!("the broker closed a subscriber's connection");
+                }
+            }
+            () = done => break,
         }
         let now_ns = base.elapsed().as_nanos() as u64;
         let mut acked = 0;
@@ -302,6 +345,7 @@ pub async fn subscriber(
             result.acked += acked;
             result.last_ack_ns = now_ns;
             progress.acked.fetch_add(acked, Ordering::Relaxed);
+            share.add(acked);
         }
         if !out.is_empty() {
             // At most `prefetch` deliveries and their ack replies are owed.
