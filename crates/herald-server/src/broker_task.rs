@@ -29,14 +29,17 @@
 //! sync has left. The other synchronous ones (the old segment at a
 //! rotation, the end of a compaction, a graceful stop) are rare.
 
+use crate::admin::AdminRequest;
 use crate::config::Config;
 use crate::durability::{Durability, Scope, SyncPlan};
 use crate::error::BrokerError;
 use crate::outbox::{Outbound, Outbox};
 use crate::sync::SyncRequest;
+use crate::telemetry::Telemetry;
 use herald_core::{Broker, Change, ConnId, Effects, Output, record};
 use herald_log::{Log, Lsn};
 use herald_proto::{Command, Delivery, ErrorCode, ParseError, Reply};
+use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -66,6 +69,8 @@ pub(crate) enum Input {
     SyncFailed { error: std::io::Error },
     /// Periodic wake-up: interval syncs, compaction.
     Tick,
+    /// A read or an operator change from the HTTP API ([`crate::admin`]).
+    Admin(AdminRequest),
     /// Answer what was received, sync, and stop.
     Shutdown,
 }
@@ -85,6 +90,8 @@ pub(crate) struct BrokerTask {
     compaction: Option<Compaction>,
     unavailable_since: Option<Instant>,
     fx: Effects,
+    /// `-ERR` counts and fdatasync latency, for metrics.
+    telemetry: Arc<Telemetry>,
 }
 
 /// A short, one-line account of a command for debug logs.
@@ -117,6 +124,7 @@ impl BrokerTask {
         log: Log,
         config: Config,
         sync_tx: std_mpsc::Sender<SyncRequest>,
+        telemetry: Arc<Telemetry>,
     ) -> Self {
         // What recovery read back counts as durable.
         let durability = Durability::new(config.fsync, log.written(), Instant::now());
@@ -130,6 +138,7 @@ impl BrokerTask {
             compaction: None,
             unavailable_since: None,
             fx: Effects::new(),
+            telemetry,
         }
     }
 
@@ -260,6 +269,7 @@ impl BrokerTask {
                     self.maybe_start_compaction();
                 }
             }
+            Input::Admin(AdminRequest(request)) => self.on_admin(request, now),
             Input::Shutdown => {}
         }
         Ok(())
@@ -273,7 +283,7 @@ impl BrokerTask {
             Ok(c) => c,
             Err(e) => {
                 debug!(conn = conn.0, code = %e.code(), "rejected line");
-                self.outbox.reply(conn, &e.to_reply(), None);
+                self.reply(conn, &e.to_reply(), None);
                 return;
             }
         };
@@ -294,7 +304,7 @@ impl BrokerTask {
             _ => None,
         };
         if let Some(reply) = answer {
-            self.outbox.reply(conn, &reply, None);
+            self.reply(conn, &reply, None);
             return;
         }
         if Broker::is_mutating(&command) {
@@ -306,7 +316,7 @@ impl BrokerTask {
                     ErrorCode::Unavailable,
                     format!("cannot store the change: {reason}"),
                 );
-                self.outbox.reply(conn, &reply, None);
+                self.reply(conn, &reply, None);
                 return;
             }
         }
@@ -314,6 +324,13 @@ impl BrokerTask {
         self.broker.handle(conn, command, now, &mut self.fx);
         self.apply_effects(Some((conn, scope)));
         self.detach_closing();
+    }
+
+    /// Queues `reply` for `conn` (held until `hold` is synced), counting
+    /// errors for metrics.
+    fn reply(&mut self, conn: ConnId, reply: &Reply, hold: Option<Lsn>) {
+        self.telemetry.count_reply(reply);
+        self.outbox.reply(conn, reply, hold);
     }
 
     /// Makes sure the current segment can take `bound` more bytes.
@@ -370,6 +387,7 @@ impl BrokerTask {
             match output {
                 Output::Reply { conn, reply } => {
                     let hold = if Some(conn) == origin { hold } else { None };
+                    self.telemetry.count_reply(&reply);
                     self.outbox.reply(conn, &reply, hold);
                 }
                 Output::Deliver {
@@ -450,7 +468,10 @@ impl BrokerTask {
     fn sync_inline(&mut self) -> Result<(), BrokerError> {
         self.write()?;
         if let Some(target) = self.log.sync_target() {
-            target.sync().map_err(BrokerError::Sync)?;
+            self.telemetry
+                .fsync()
+                .time(|| target.sync())
+                .map_err(BrokerError::Sync)?;
             self.on_synced(target.lsn());
             self.write()?;
         }
@@ -459,5 +480,6 @@ impl BrokerTask {
     }
 }
 
+mod admin;
 mod compaction;
 use compaction::Compaction;

@@ -52,6 +52,10 @@ pub struct Config {
     pub segment_bytes: u64,
     /// Reply mode of new connections (`--replies`, docs/protocol.md 11).
     pub replies: herald_proto::ReplyMode,
+    /// Users from the configuration file (`[[users]]`), checked; empty:
+    /// no authentication. Parsed and kept here; enforcing them is not
+    /// implemented yet.
+    pub users: Vec<crate::users::User>,
 }
 
 impl Config {
@@ -63,6 +67,7 @@ impl Config {
             max_line_bytes: herald_proto::MAX_LINE_BYTES,
             segment_bytes: herald_log::DEFAULT_SEGMENT_BYTES,
             replies: herald_proto::ReplyMode::All,
+            users: Vec::new(),
         }
     }
 }

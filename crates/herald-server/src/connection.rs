@@ -9,10 +9,12 @@
 
 use crate::broker_task::Input;
 use crate::outbox::Outbound;
+use crate::telemetry::{ConnMeter, Telemetry};
 use bytes::BytesMut;
 use herald_core::ConnId;
 use herald_proto::{Command, Frame, LineDecoder, ParseError, parse_line};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -29,13 +31,15 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 ///
 /// `_alive` is dropped when the connection is done: the server waits for
 /// every such token before it exits, so output already handed to a
-/// connection reaches its client.
+/// connection reaches its client. While it runs, the connection is in
+/// `telemetry`'s table with its byte counts.
 pub(crate) async fn serve(
     mut socket: TcpStream,
     peer: SocketAddr,
     conn: ConnId,
     broker: mpsc::Sender<Input>,
     max_line_bytes: usize,
+    telemetry: Arc<Telemetry>,
     _alive: mpsc::Sender<()>,
 ) {
     let _ = socket.set_nodelay(true);
@@ -44,7 +48,9 @@ pub(crate) async fn serve(
         return;
     }
     info!(conn = conn.0, %peer, "connection opened");
-    let reason = run(&mut socket, conn, &broker, &mut rx, max_line_bytes).await;
+    let meter = telemetry.open_connection(conn, peer, crate::broker_task::now_ms());
+    let reason = run(&mut socket, conn, &broker, &mut rx, max_line_bytes, &meter).await;
+    telemetry.close_connection(conn);
     let _ = broker.send(Input::Disconnect { conn }).await;
     info!(conn = conn.0, %peer, reason, "connection closed");
 }
@@ -55,6 +61,7 @@ async fn run(
     broker: &mpsc::Sender<Input>,
     rx: &mut mpsc::UnboundedReceiver<Outbound>,
     max_line_bytes: usize,
+    meter: &ConnMeter,
 ) -> &'static str {
     let (mut reader, mut writer) = socket.split();
     let mut decoder = LineDecoder::new(max_line_bytes);
@@ -89,8 +96,9 @@ async fn run(
                 }
             },
             res = writer.write_buf(&mut out), if !out.is_empty() => {
-                if res.is_err() {
-                    return "write error";
+                match res {
+                    Ok(n) => meter.wrote(n),
+                    Err(_) => return "write error",
                 }
             }
             res = reader.read_buf(&mut inbuf), if can_read => {
@@ -103,7 +111,8 @@ async fn run(
                             return "server stopping";
                         }
                     }
-                    Ok(_) => {
+                    Ok(n) => {
+                        meter.read(n);
                         let commands = decode_all(&mut decoder, &mut inbuf, &mut quitting);
                         if !commands.is_empty()
                             && broker.send(Input::Commands { conn, commands }).await.is_err()

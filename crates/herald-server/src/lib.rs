@@ -17,6 +17,10 @@
 //!   closing.
 //! - `sync`: the fsync thread.
 //! - `config`, `error`: settings, and why the server stops.
+//! - [`admin`]: [`Admin`], the HTTP API's way to the broker task (reads
+//!   through a request message, changes through pseudo-connections).
+//! - [`users`]: `[[users]]` of the configuration file, checked.
+//! - [`telemetry`]: `-ERR` counts, fdatasync latency, the open connections.
 //!
 //! Tasks and channels: connection tasks → (bounded mpsc) → broker task →
 //! (one unbounded mpsc per connection) → connection tasks; broker task →
@@ -24,6 +28,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
 mod broker_task;
 mod config;
 mod connection;
@@ -32,7 +37,12 @@ mod error;
 mod outbox;
 mod server;
 mod sync;
+pub mod telemetry;
+pub mod users;
+
+pub use admin::{Admin, AdminError, Phase};
 
 pub use config::{Config, FsyncMode, ParseFsyncModeError};
 pub use error::{BrokerError, Error};
-pub use server::{run, run_with_storage};
+pub use server::{run, run_with, run_with_storage};
+pub use telemetry::Telemetry;

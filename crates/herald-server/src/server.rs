@@ -1,6 +1,7 @@
 //! `run`: recover the log, start the broker task and the fsync thread,
 //! accept connections until the shutdown future resolves, then stop cleanly.
 
+use crate::admin::{Admin, Phase};
 use crate::broker_task::{BrokerTask, Input};
 use crate::config::Config;
 use crate::connection;
@@ -49,6 +50,24 @@ pub async fn run_with_storage(
     storage: Arc<dyn Storage>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    run_with(listener, config, storage, Admin::new(), shutdown).await
+}
+
+/// [`run_with_storage`] that also serves `admin` (the HTTP API's handle):
+/// once recovered, `admin` reaches this broker and its phase is
+/// [`Phase::Serving`]; from the shutdown on it is [`Phase::Stopping`].
+/// The server's measurements go to `admin.telemetry()`.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with(
+    listener: TcpListener,
+    config: Config,
+    storage: Arc<dyn Storage>,
+    admin: Admin,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let telemetry = admin.telemetry().clone();
     let started = Instant::now();
     let log_config = LogConfig {
         dir: config.data_dir.clone(),
@@ -81,10 +100,11 @@ pub async fn run_with_storage(
     }
 
     let (tx, rx) = mpsc::channel::<Input>(INPUT_QUEUE_MESSAGES);
-    let (sync_tx, sync_thread) = crate::sync::spawn(tx.clone()).map_err(Error::Thread)?;
+    let (sync_tx, sync_thread) =
+        crate::sync::spawn(tx.clone(), telemetry.clone()).map_err(Error::Thread)?;
     let max_line_bytes = config.max_line_bytes;
     let fsync = config.fsync;
-    let core = BrokerTask::new(broker, log, config, sync_tx);
+    let core = BrokerTask::new(broker, log, config, sync_tx, telemetry.clone());
     // The broker runs as a task beside the connections: on the default
     // single-threaded runtime a command and its reply cross no thread, which
     // is what a round trip per event (prefetch 1) is made of.
@@ -93,6 +113,8 @@ pub async fn run_with_storage(
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, %fsync, "listening");
     }
+    admin.attach(tx.clone());
+    admin.set_phase(Phase::Serving);
     let ticker = {
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -125,6 +147,7 @@ pub async fn run_with_storage(
                         conn,
                         tx.clone(),
                         max_line_bytes,
+                        telemetry.clone(),
                         alive_tx.clone(),
                     ));
                 }
@@ -138,6 +161,7 @@ pub async fn run_with_storage(
         }
     };
     drop(listener);
+    admin.set_phase(Phase::Stopping);
     ticker.abort();
 
     let result = match broker_result {

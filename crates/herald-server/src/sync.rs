@@ -7,8 +7,9 @@
 //! fdatasync per round, however many events it holds.
 
 use crate::broker_task::Input;
+use crate::telemetry::Telemetry;
 use herald_log::SyncTarget;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use tokio::sync::mpsc as tokio_mpsc;
 
 /// A request to make everything up to `target.lsn()` durable.
@@ -18,9 +19,10 @@ pub(crate) struct SyncRequest {
 }
 
 /// Starts the thread. It ends when the request sender is dropped, or when
-/// the broker task is gone.
+/// the broker task is gone. Each fdatasync's duration goes to `telemetry`.
 pub(crate) fn spawn(
     broker: tokio_mpsc::Sender<Input>,
+    telemetry: Arc<Telemetry>,
 ) -> std::io::Result<(mpsc::Sender<SyncRequest>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel::<SyncRequest>();
     let handle = std::thread::Builder::new()
@@ -31,7 +33,7 @@ pub(crate) fn spawn(
                 while let Ok(newer) = rx.try_recv() {
                     req = newer;
                 }
-                let reply = match req.target.sync() {
+                let reply = match telemetry.fsync().time(|| req.target.sync()) {
                     Ok(()) => Input::Synced {
                         lsn: req.target.lsn(),
                     },

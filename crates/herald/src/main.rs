@@ -7,10 +7,12 @@ mod cli_client;
 mod cli_sub;
 mod cli_table;
 mod cli_time;
+mod config_file;
+mod http;
 mod offline;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use herald_server::{Config, FsyncMode};
 use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
@@ -67,6 +69,21 @@ enum Cmd {
     Ping(cli_client::Addr),
     /// Measure throughput and latency with publishers and acking subscribers.
     Bench(bench::BenchArgs),
+    /// Print a shell completion script (for example
+    /// `herald completions bash > /etc/bash_completion.d/herald`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 #[derive(Args)]
@@ -99,24 +116,33 @@ struct ServeArgs {
     /// latency; the fdatasync of big batches runs on a thread of its own.
     #[arg(long, env = "HERALD_IO_THREADS", default_value_t = 1)]
     io_threads: usize,
+    /// Address of the HTTP API and metrics, or `off`. Default: the
+    /// `--listen` host and its port + 1 (port 0 if `--listen` uses 0), and
+    /// no HTTP, with a warning, if that port is busy; an address given
+    /// here (or in the environment or the file) must be free.
+    #[arg(long, env = "HERALD_HTTP")]
+    http: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// A TOML configuration file: a key per flag (`max_line_bytes = 4096`)
+    /// and `[[users]]` tables. Flags and environment variables win over it.
+    #[arg(long, env = "HERALD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration as TOML (passwords elided) and exit.
+    #[arg(long)]
+    print_config: bool,
 }
 
 fn main() {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("HERALD_LOG")
-                .or_else(|_| EnvFilter::try_from_default_env())
-                .unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(
-            std::io::IsTerminal::is_terminal(&std::io::stderr())
-                && std::env::var_os("NO_COLOR").is_none(),
-        )
-        .init();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if !matches!(cli.command, Cmd::Serve(_)) {
+        init_logging(LogFormat::Text);
+    }
     let result = match cli.command {
-        Cmd::Serve(args) => serve(args),
+        Cmd::Serve(args) => serve_command(args),
+        Cmd::Completions { shell } => completions(shell),
         Cmd::Dump { data, topic } => offline::dump(&data, topic.as_deref()),
         Cmd::Check { data } => offline::check(&data),
         Cmd::Pub(args) => cli_client::publish(args),
@@ -134,7 +160,104 @@ fn main() {
     }
 }
 
-fn serve(args: ServeArgs) -> Result<()> {
+/// Prints the completion script for `shell`; a reader that stops early
+/// (`| head`) is not an error.
+fn completions(shell: clap_complete::Shell) -> Result<()> {
+    use std::io::Write;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "herald", &mut script);
+    match std::io::stdout().write_all(&script) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing the completion script"),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("HERALD_LOG")
+                .or_else(|_| EnvFilter::try_from_default_env())
+                .unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stderr())
+                    && std::env::var_os("NO_COLOR").is_none(),
+            )
+            .init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// `herald serve`: reads the configuration file if there is one, parses
+/// the command line again over it (flag > environment > file > default),
+/// then prints the configuration or runs the broker.
+fn serve_command(args: ServeArgs) -> Result<()> {
+    let file = match &args.config {
+        Some(path) => config_file::load(path, &serve_command_def())?,
+        None => config_file::ConfigFile::default(),
+    };
+    let matches = config_file::with_defaults(Cli::command(), &file).get_matches();
+    let serve_matches = matches
+        .subcommand_matches("serve")
+        .context("serve arguments")?;
+    let args = ServeArgs::from_arg_matches(serve_matches).unwrap_or_else(|e| e.exit());
+    let http = http::Setting::resolve(
+        &args.http,
+        &args.listen,
+        explicit(serve_matches, "http") || file.sets("http"),
+    );
+    if args.print_config {
+        let raw = |key: &str| match key {
+            "http" => Some(http.to_string()),
+            _ => raw_value(serve_matches, key),
+        };
+        print!(
+            "{}",
+            config_file::to_toml(&serve_command_def(), raw, &file.users)
+        );
+        return Ok(());
+    }
+    init_logging(args.log_format);
+    if let Some(path) = &args.config {
+        tracing::info!(file = %path.display(), users = file.users.len(), "configuration file read");
+    }
+    serve(args, http, file.users)
+}
+
+/// The `serve` subcommand's definition.
+fn serve_command_def() -> clap::Command {
+    Cli::command()
+        .find_subcommand("serve")
+        .cloned()
+        .unwrap_or_else(|| clap::Command::new("serve"))
+}
+
+/// Whether `id` was given on the command line or in the environment.
+fn explicit(matches: &ArgMatches, id: &str) -> bool {
+    matches!(
+        matches.value_source(id),
+        Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+    )
+}
+
+/// The text value `id` will have, however it was given.
+fn raw_value(matches: &ArgMatches, id: &str) -> Option<String> {
+    let values: Vec<String> = matches
+        .try_get_raw(id)
+        .ok()??
+        .map(|v| v.to_string_lossy().into_owned())
+        .collect();
+    Some(values.join(","))
+}
+
+fn serve(
+    args: ServeArgs,
+    http: http::Setting,
+    users: Vec<herald_server::users::User>,
+) -> Result<()> {
     anyhow::ensure!(
         args.max_line_bytes > 0,
         "--max-line-bytes must be at least 1"
@@ -161,9 +284,25 @@ fn serve(args: ServeArgs) -> Result<()> {
         config.max_line_bytes = args.max_line_bytes;
         config.segment_bytes = args.segment_bytes;
         config.replies = args.replies;
-        herald_server::run(listener, config, shutdown_signal())
-            .await
-            .with_context(|| format!("broker on {}", args.data.display()))
+        config.users = users;
+        let admin = herald_server::Admin::new();
+        let settings = herald_http::Settings {
+            max_body_bytes: args.max_line_bytes,
+        };
+        let http_server = http.start(admin.clone(), settings).await?;
+        let result = herald_server::run_with(
+            listener,
+            config,
+            std::sync::Arc::new(herald_log::StdStorage),
+            admin,
+            shutdown_signal(),
+        )
+        .await
+        .with_context(|| format!("broker on {}", args.data.display()));
+        if let Some(server) = http_server {
+            server.stop().await;
+        }
+        result
     })
 }
 

@@ -15,10 +15,8 @@
 //! `HERALD_CRASH_ROUNDS` and `HERALD_CRASH_EVENTS` (events per round) make
 //! the first one longer, `HERALD_TEST_SEED` replays its kill times.
 mod common;
-mod dur_util;
 
 use common::*;
-use dur_util::*;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;

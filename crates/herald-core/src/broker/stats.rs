@@ -67,7 +67,10 @@ impl Broker {
     /// Counters of one topic.
     pub fn topic_stats(&self, topic: &str) -> Option<TopicStats> {
         let tid = *self.topic_ids.get(topic)?;
-        let t = &self.topics[tid];
+        Some(self.stats_of(&self.topics[tid]))
+    }
+
+    fn stats_of(&self, t: &Topic) -> TopicStats {
         let mut stats = TopicStats {
             subscribers: t.subs.len(),
             counters: t.counters,
@@ -78,7 +81,39 @@ impl Broker {
             stats.in_flight += s.queue.in_flight();
             stats.delayed += s.queue.delayed();
         }
-        Some(stats)
+        stats
+    }
+
+    /// Whether `topic` exists.
+    pub fn has_topic(&self, topic: &str) -> bool {
+        self.topic_ids.contains_key(topic)
+    }
+
+    /// Every topic with its [`TopicStats`], in no particular order: one
+    /// pass over the topics, for a metrics scrape of many topics.
+    pub fn all_topic_stats(&self) -> Vec<(Arc<str>, TopicStats)> {
+        self.topics
+            .iter()
+            .map(|t| (t.name.clone(), self.stats_of(t)))
+            .collect()
+    }
+
+    /// The counters of every topic added up: the broker's totals since start.
+    pub fn totals(&self) -> TopicCounters {
+        let mut total = TopicCounters::default();
+        for t in &self.topics {
+            let c = &t.counters;
+            total.published += c.published;
+            total.duplicates += c.duplicates;
+            total.delivered += c.delivered;
+            total.redelivered += c.redelivered;
+            total.acked += c.acked;
+            total.dead_lettered += c.dead_lettered;
+            total.dead_dropped += c.dead_dropped;
+            total.expired += c.expired;
+            total.evicted += c.evicted;
+        }
+        total
     }
 
     /// The subscriptions of one topic, as `stats <topic>` lists them.

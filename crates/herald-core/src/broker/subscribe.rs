@@ -225,6 +225,49 @@ impl Broker {
         }
     }
 
+    /// Removes the durable subscriber's or group's subscription `name` on
+    /// `topic` with its queue, on behalf of `conn` (an operator: the HTTP
+    /// API's `DELETE`, not one of its members). Replies to `conn`
+    /// `+OK unsubscribed <topic>`; `-ERR not_subscribed` when there is no
+    /// such subscription (a missing topic included, as for `unsub`);
+    /// `-ERR bad_state` while a connection holds it (a connected group
+    /// member, or the durable subscriber's connection): that one would
+    /// have its queue pulled from under it.
+    pub fn remove_subscription(&mut self, conn: ConnId, topic: &str, name: &str, fx: &mut Effects) {
+        let found = self.topic_ids.get(topic).and_then(|&tid| {
+            let key = self.named_sub(tid, name)?;
+            Some((tid, key))
+        });
+        let Some((tid, key)) = found else {
+            fx.error(
+                conn,
+                ErrorCode::NotSubscribed,
+                format!("no subscription '{name}' on '{topic}'"),
+            );
+            return;
+        };
+        let Some(s) = self.sub(key) else {
+            return;
+        };
+        let held = !s.members.is_empty()
+            || matches!(&s.kind, SubKind::Durable(n) if matches!(self.names.get(n), Some(Some(_))));
+        if held {
+            fx.error(
+                conn,
+                ErrorCode::BadState,
+                format!("'{name}' on '{topic}' is held by a connected subscriber"),
+            );
+            return;
+        }
+        let topic_name = self.topics[tid].name.clone();
+        fx.changes.push(Change::Unsubscribed {
+            subscriber: name.into(),
+            topic: topic_name.clone(),
+        });
+        self.drop_sub(key);
+        fx.reply(conn, Reply::Unsubscribed(topic_name));
+    }
+
     /// `conn` stops being a member of `key` (disconnect, or `unsub` from a
     /// group): an anonymous subscription goes; otherwise its in-flight
     /// events are returned and, for a group, go to the other members.

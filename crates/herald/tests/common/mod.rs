@@ -505,3 +505,303 @@ pub fn hold_name(server: &Server, name: &str) -> Client {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+// ---- Helpers for the HTTP API, metrics and configuration tests ----
+
+/// An HTTP response, read whole.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The body as JSON; panics if it is not.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts the status and the `{"error":code,"message":…}` shape.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "status of {self:?}");
+        let json = self.json();
+        assert_eq!(json["error"], code, "{}", self.body);
+        assert!(json["message"].is_string(), "{}", self.body);
+        assert_eq!(json.as_object().map(|o| o.len()), Some(2), "{}", self.body);
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`), the
+/// way `curl` would send it; reads the whole response.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).expect("connect to HTTP");
+    stream.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: herald-tests\r\n"
+    )
+    .into_bytes();
+    if let Some(body) = body {
+        request.extend_from_slice(
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+    }
+    request.extend_from_slice(b"\r\n");
+    if let Some(body) = body {
+        request.extend_from_slice(body);
+    }
+    stream.write_all(&request).expect("send request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read response");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8(raw[..split].to_vec()).expect("UTF-8 headers");
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    HttpResponse {
+        status,
+        headers,
+        body: String::from_utf8(body).expect("UTF-8 body"),
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size_text = String::from_utf8_lossy(&data[..eol]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16)
+            .expect("chunk size");
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[eol + 2 + size + 2..];
+    }
+}
+
+/// `GET path`.
+pub fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
+    http_request(addr, "GET", path, None)
+}
+
+impl Server {
+    /// The HTTP API's address, from the `http bound http_addr=...` log line.
+    pub fn http_addr(&self) -> SocketAddr {
+        let mut found = None;
+        let ok = eventually(LINE_TIMEOUT, || {
+            found = self
+                .logs()
+                .lines()
+                .find(|l| l.contains("http bound"))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .find_map(|w| w.strip_prefix("http_addr="))
+                        .map(str::to_string)
+                });
+            found.is_some()
+        });
+        assert!(ok, "no 'http bound' line in:\n{}", self.logs());
+        found.unwrap().parse().expect("http address")
+    }
+}
+
+/// A `herald` process started with exactly the given arguments, its stderr
+/// collected line by line; killed on drop.
+pub struct Herald {
+    child: Option<Child>,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Herald {
+    /// Starts `herald args...` with `envs` (the HERALD_* variables of the
+    /// test's own environment removed) in `cwd`.
+    pub fn spawn(args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Herald {
+        let mut child = herald_command(args, envs, cwd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn herald");
+        let stderr = child.stderr.take().expect("stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Herald {
+            child: Some(child),
+            lines,
+        }
+    }
+
+    /// Everything it logged so far.
+    pub fn logs(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits up to 20 s for a log line containing every one of `words`.
+    #[track_caller]
+    pub fn wait_for(&self, words: &[&str]) -> String {
+        let mut found = None;
+        let ok = eventually(LINE_TIMEOUT, || {
+            found = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| words.iter().all(|w| l.contains(w)))
+                .cloned();
+            found.is_some()
+        });
+        assert!(ok, "no line with {words:?} in:\n{}", self.logs());
+        found.unwrap()
+    }
+
+    /// The `addr=` (or `http_addr=`) field of the first line containing
+    /// every one of `words`.
+    #[track_caller]
+    pub fn addr_of(&self, words: &[&str]) -> SocketAddr {
+        let line = self.wait_for(words);
+        line.split_whitespace()
+            .find_map(|w| {
+                w.strip_prefix("addr=")
+                    .or_else(|| w.strip_prefix("http_addr="))
+            })
+            .unwrap_or_else(|| panic!("no addr= in {line}"))
+            .parse()
+            .expect("address")
+    }
+
+    /// Waits up to 30 s for it to exit by itself; its exit code.
+    #[track_caller]
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let child = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                // Let the reader thread take the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "herald did not exit:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Herald {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn herald_command(args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HERALD_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(args)
+        .envs(envs.iter().copied())
+        .env("HERALD_LOG", "info")
+        .env("NO_COLOR", "1")
+        .current_dir(cwd)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `herald args...`, which must exit by itself within 30 s:
+/// (exit code, stdout, stderr).
+pub fn herald_run(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    cwd: &Path,
+) -> (Option<i32>, String, String) {
+    let mut child = herald_command(args, envs, cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn herald");
+    let read = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = read(Box::new(child.stdout.take().expect("stdout")));
+    let err = read(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "herald {args:?} still running after 30 s: {}",
+                err.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        code,
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    )
+}

@@ -4,6 +4,7 @@
 use super::*;
 use herald_proto::parse_line;
 
+mod admin;
 mod groups;
 mod limits;
 mod model;
