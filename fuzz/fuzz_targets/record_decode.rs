@@ -1,30 +1,5 @@
-//! Arbitrary bytes as a log record payload: `herald_core::record::decode`
-//! never panics, and whatever decodes encodes back to exactly the same
-//! bytes (one encoding per change), in `payload_len` bytes; a version-1
-//! kind, which encodes as its successor, decodes again to the same change.
+//! libFuzzer entry point; the checks are in `fuzz/src/record_decode.rs`, shared with
+//! the corpus replay test (`crates/herald/tests/fuzz_corpus.rs`).
 #![no_main]
 
-use herald_core::record;
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(change) = record::decode(data) else {
-        return;
-    };
-    let mut encoded = Vec::new();
-    record::encode(&change, &mut encoded);
-    assert_eq!(record::payload_len(&change), encoded.len());
-    if record::is_legacy_kind(data[0]) {
-        assert_eq!(record::decode(&encoded).as_ref(), Ok(&change));
-        return;
-    }
-    assert_eq!(
-        encoded, data,
-        "{change:?} does not encode back to its bytes"
-    );
-    // The name-sharing decoder of a replay decodes the same.
-    let mut decoder = record::Decoder::new();
-    for _ in 0..2 {
-        assert_eq!(decoder.decode(data).as_ref(), Ok(&change));
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| herald_fuzz::record_decode::run(data));
