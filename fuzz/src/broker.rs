@@ -91,7 +91,10 @@ impl World {
     }
 }
 
-fn view(b: &Broker) -> Vec<(String, Vec<(String, Vec<String>)>)> {
+/// Each topic's subscribers and the ids pending for each, in order.
+type View = Vec<(String, Vec<(String, Vec<String>)>)>;
+
+fn view(b: &Broker) -> View {
     b.topic_names()
         .iter()
         .map(|t| {
@@ -121,8 +124,7 @@ pub fn run(data: &[u8]) {
     };
     let mut generation = [0u64; 4];
     let conn = |c: u8, g: &[u64; 4]| u64::from(c % 4) * 1000 + g[usize::from(c % 4)] + 1;
-    let mut bytes = data.chunks(3);
-    while let Some(op) = bytes.next() {
+    for op in data.chunks(3) {
         let [kind, a, b] = [op[0], *op.get(1).unwrap_or(&0), *op.get(2).unwrap_or(&0)];
         let topic = if a & 0x80 == 0 { "t" } else { "u" };
         let id = a % 8;
