@@ -16,7 +16,9 @@ const http = process.env.HERALD_HTTP;
 const tcp = process.env.HERALD_ADDR;
 if (!http || !tcp) throw new Error("set HERALD_HTTP and HERALD_ADDR");
 const base = `http://${http}/`;
-const STEP_MS = 5000; // the console polls every second: a few polls at most
+// The console polls every second: a step takes a few polls; the margin is
+// for a machine busy with other work.
+const STEP_MS = 15000;
 
 // Sends protocol lines over one TCP connection and returns one reply line
 // per command (after the greeting), then closes it.
