@@ -11,6 +11,7 @@
 //! or a lock around it.
 //!
 //! - [`api`]: the `/api/v1` handlers.
+//! - `console`: the web console's embedded files at `/` and `/console/`.
 //! - [`error`]: the `{"error","message"}` shape and status codes.
 //! - [`metrics`]: the Prometheus text of one snapshot.
 //!
@@ -19,13 +20,14 @@
 #![warn(missing_docs)]
 
 pub mod api;
+mod console;
 pub mod error;
 pub mod metrics;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use herald_server::{Admin, Phase};
 use std::future::Future;
@@ -52,7 +54,7 @@ pub(crate) struct AppState {
 pub fn router(admin: Admin, settings: &Settings) -> Router {
     let api = api::routes();
     Router::new()
-        .route("/", get(console))
+        .merge(console::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::handler))
         .nest("/api/v1", api)
@@ -93,23 +95,6 @@ async fn healthz(State(state): State<AppState>) -> Response {
         Phase::Stopping => ApiError::unavailable("shutting down").into_response(),
     }
 }
-
-async fn console() -> Html<&'static str> {
-    Html(CONSOLE_PLACEHOLDER)
-}
-
-const CONSOLE_PLACEHOLDER: &str = r#"<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>Herald</title></head>
-<body>
-<h1>Herald</h1>
-<p>The web console is coming. Meanwhile the JSON API is at
-<a href="/api/v1/overview">/api/v1/overview</a> and
-<a href="/api/v1/topics">/api/v1/topics</a>, and Prometheus metrics at
-<a href="/metrics">/metrics</a>.</p>
-</body>
-</html>
-"#;
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such path")

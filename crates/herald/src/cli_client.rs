@@ -6,7 +6,7 @@
 //! scripts (deliveries, `--json`) goes to stdout, one JSON object a line;
 //! the tables for people are in `cli_table`.
 
-use crate::{cli_table, cli_time};
+use crate::{cli_table, cli_time, cli_watch};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{ArgGroup, Args};
 use herald_client::{Client, ClientOptions, ErrorCode, Event, PeekTarget, Publish};
@@ -171,8 +171,25 @@ pub struct StatsArgs {
     /// Only this topic.
     topic: Option<String>,
     /// Print the broker's JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     json: bool,
+    /// Keep showing rates (published, delivered, acked per second) and
+    /// per-topic counts, refreshed every --interval, until Ctrl-C. On a
+    /// terminal each refresh replaces the last; piped, one block per refresh.
+    #[arg(long)]
+    watch: bool,
+    /// With --watch: time between refreshes. A duration: 1500 (ms), 1s, 2m.
+    #[arg(long, value_name = "DURATION", value_parser = cli_time::duration,
+          default_value = "1s", requires = "watch")]
+    interval: Duration,
+    /// With --watch: stop after this many refreshes.
+    #[arg(long, value_name = "N", requires = "watch")]
+    count: Option<u64>,
+    /// With --watch: the broker's HTTP API, where delivered and acked totals
+    /// come from (`stats` has no such counts); `off` to not ask. Default: the
+    /// --addr host, port + 1, as `herald serve` chooses it.
+    #[arg(long, value_name = "ADDR", requires = "watch")]
+    http: Option<String>,
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -320,6 +337,21 @@ pub fn topics(conn: Addr) -> Result<()> {
 pub fn stats(args: StatsArgs) -> Result<()> {
     runtime()?.block_on(async move {
         let client = connect(&args.conn.addr, ClientOptions::new()).await?;
+        if args.watch {
+            let http = match args.http.as_deref() {
+                Some("off") => None,
+                Some(addr) => Some(addr.to_string()),
+                None => cli_watch::default_http(&args.conn.addr),
+            };
+            let options = cli_watch::Options {
+                addr: args.conn.addr.clone(),
+                topic: args.topic.clone(),
+                interval: args.interval,
+                count: args.count,
+                http,
+            };
+            return cli_watch::watch(&client, &options).await;
+        }
         let topic = args.topic.as_deref();
         let what = || format!("stats {}", topic.unwrap_or_default());
         if args.json {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// How a column is aligned.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Align {
+pub(crate) enum Align {
     Left,
     Right,
 }
@@ -17,7 +17,7 @@ enum Align {
 use Align::{Left, Right};
 
 /// Renders `rows` under `headers`, one line each, newline-terminated.
-fn render(headers: &[&str], align: &[Align], rows: &[Vec<String>]) -> String {
+pub(crate) fn render(headers: &[&str], align: &[Align], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -7,6 +7,7 @@ mod cli_client;
 mod cli_sub;
 mod cli_table;
 mod cli_time;
+mod cli_watch;
 mod config_file;
 mod http;
 mod offline;
@@ -63,7 +64,8 @@ enum Cmd {
     /// List the topics.
     Topics(cli_client::Addr),
     /// Show per-topic counters (a table, or the broker's JSON with --json);
-    /// with a topic, also its subscriptions.
+    /// with a topic, also its subscriptions; --watch keeps a live view of
+    /// rates and counts.
     Stats(cli_client::StatsArgs),
     /// Check that the broker answers, and how fast.
     Ping(cli_client::Addr),

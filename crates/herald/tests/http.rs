@@ -24,10 +24,33 @@ fn health_console_and_unknown_paths() {
     let http = server.http_addr();
     let r = http_get(http, "/healthz");
     assert_eq!((r.status, r.body.as_str()), (200, "ok"));
-    let r = http_get(http, "/");
-    assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap().starts_with("text/html"));
-    assert!(r.body.contains("console is coming"), "{}", r.body);
+    // The console: a page and its two files, revalidated on each load.
+    for (path, content_type, needle) in [
+        ("/", "text/html; charset=utf-8", "/console/app.js"),
+        (
+            "/console/app.js",
+            "text/javascript; charset=utf-8",
+            "/api/v1",
+        ),
+        (
+            "/console/style.css",
+            "text/css; charset=utf-8",
+            "font-variant-numeric",
+        ),
+    ] {
+        let r = http_get(http, path);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type"), Some(content_type), "{path}");
+        assert_eq!(r.header("cache-control"), Some("no-cache"), "{path}");
+        assert!(
+            r.header("etag").is_some_and(|t| t.starts_with('"')),
+            "{r:?}"
+        );
+        assert!(r.body.contains(needle), "{path}: {}", r.body);
+    }
+    http_get(http, "/console/").assert_error(404, "not_found");
+    http_get(http, "/console/nope.js").assert_error(404, "not_found");
+    http_get(http, "/index.html").assert_error(404, "not_found");
     http_get(http, "/nope").assert_error(404, "not_found");
     http_get(http, "/api/v1/nope").assert_error(404, "not_found");
     http_get(http, "/api/v2/topics").assert_error(404, "not_found");
