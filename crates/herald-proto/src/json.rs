@@ -200,6 +200,15 @@ pub(crate) fn write_json_str(out: &mut impl BufMut, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.put_u8(b'"');
     let bytes = s.as_bytes();
+    // Topics and ids almost never need escaping: find that out with a scan
+    // that has no early exit (so it vectorises) and copy them whole.
+    if !bytes.iter().fold(false, |any, &b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    }) {
+        out.put_slice(bytes);
+        out.put_u8(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: &[u8] = match b {
