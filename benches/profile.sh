@@ -21,6 +21,7 @@
 # is ~50x slower, so its batches are bigger than at full speed: per-batch
 # costs (write, fdatasync, wake-ups) weigh a little less than they would.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 PORT=${PORT:-38411}
 ADDR=127.0.0.1:$PORT
 MESSAGES=${MESSAGES:-50000}
