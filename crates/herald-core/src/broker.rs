@@ -232,6 +232,9 @@ pub struct Broker {
     durable_events: u64,
     /// During replay only.
     replay: Option<persistence::ReplayState>,
+    /// The subscriptions a publish went to, kept between publishes so that
+    /// each does not allocate a list of its own.
+    publish_subs: Vec<SubKey>,
 }
 
 impl Default for Broker {
@@ -257,6 +260,7 @@ impl Broker {
             durable_bytes: 0,
             durable_events: 0,
             replay: None,
+            publish_subs: Vec::new(),
         }
     }
 

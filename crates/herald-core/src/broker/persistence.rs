@@ -64,11 +64,11 @@ impl Broker {
                     holders * NAME,
                 ))
         };
-        let subs_of = |topic: &str| {
+        // Borrowed, not cloned: this runs before every publish.
+        let subs_of = |topic: &str| -> &[SubKey] {
             self.topic_ids
                 .get(topic)
-                .map(|&tid| self.topics[tid].subs.clone())
-                .unwrap_or_default()
+                .map_or(&[], |&tid| self.topics[tid].subs.as_slice())
         };
         match command {
             Command::Pub { topic, event } => {

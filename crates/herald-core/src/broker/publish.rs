@@ -87,7 +87,10 @@ impl Broker {
             ttl.unwrap_or(0),
             input.msg_len,
         ));
-        let subs = self.enqueue(tid, &event, due);
+        // A buffer kept in the broker, not a new `Vec` per publish; a dead
+        // letter published from inside this one takes a fresh one.
+        let mut subs = std::mem::take(&mut self.publish_subs);
+        self.enqueue(tid, &event, due, &mut subs);
         let holders = self.holders_of(&subs, 0, due);
         fx.changes.push(Change::Published {
             topic: topic_name.clone(),
@@ -103,9 +106,10 @@ impl Broker {
             },
         );
         self.evict_overflow(&subs, now, fx);
-        for key in subs {
+        for &key in &subs {
             self.deliver(key, now, fx);
         }
+        self.publish_subs = subs;
     }
 
     pub(super) fn take_seq(&mut self) -> Seq {
@@ -115,12 +119,19 @@ impl Broker {
     }
 
     /// Queues (or delays until `due`) a new event for every subscription of
-    /// `tid`, registers it for duplicates and expiry, and returns the
-    /// subscriptions it went to.
-    fn enqueue(&mut self, tid: TopicId, event: &Arc<Event>, due: Option<u64>) -> Vec<SubKey> {
-        let subs = self.topics[tid].subs.clone();
+    /// `tid`, registers it for duplicates and expiry, and leaves in `subs`
+    /// (cleared first) the subscriptions it went to.
+    fn enqueue(
+        &mut self,
+        tid: TopicId,
+        event: &Arc<Event>,
+        due: Option<u64>,
+        subs: &mut Vec<SubKey>,
+    ) {
+        subs.clear();
+        subs.extend_from_slice(&self.topics[tid].subs);
         let mut durable = 0;
-        for &key in &subs {
+        for &key in subs.iter() {
             if let Some(s) = self.subs[key].as_mut() {
                 s.queue.push(event.clone(), due);
                 durable += u32::from(s.kind.is_durable());
@@ -137,7 +148,6 @@ impl Broker {
                 self.schedule(Owner::Topic(tid), Some(at));
             }
         }
-        subs
     }
 
     /// The record's holders: the durable and group subscriptions among `subs`.
@@ -310,7 +320,8 @@ impl Broker {
             ttl,
             msg_len,
         ));
-        let subs = self.enqueue(dead_tid, &letter, None);
+        let mut subs = Vec::new();
+        self.enqueue(dead_tid, &letter, None, &mut subs);
         let holders = self.holders_of(&subs, 0, None);
         self.topics[dead_tid].counters.published += 1;
         fx.changes.push(Change::DeadLettered {
