@@ -229,6 +229,9 @@ mod tls {
             let ca_key = KeyPair::generate().unwrap();
             let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
             ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            ca_params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, "Herald test CA");
             let ca = ca_params.self_signed(&ca_key).unwrap();
             let server_key = KeyPair::generate().unwrap();
             let server = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
