@@ -147,6 +147,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
         bail!("--rate must be a positive number of events per second");
     }
+    anyhow::ensure!(
+        args.conn.user.is_none() && !args.conn.tls && args.conn.tls_ca.is_none(),
+        "herald bench does not speak TLS or log in yet (--user, --tls, --tls-ca)"
+    );
     let (spawned, addr) = if args.spawn {
         let (s, a) = Spawned::start(args.fsync)?;
         (Some(s), a.to_string())

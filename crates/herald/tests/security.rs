@@ -264,6 +264,91 @@ fn openssl_s_client_runs_a_pub_sub_ack_session_over_tls() {
     assert!(h.line().starts_with("HTTP/1.1 200"));
 }
 
+#[test]
+fn the_cli_logs_in_and_speaks_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let config = config_file(dir.path());
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let server = Server::start_with(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--tls-cert",
+        &path("server.pem"),
+        "--tls-key",
+        &path("server.key"),
+    ]);
+    let addr = server.addr.to_string();
+    let cli = |password: &str, args: &[&str]| {
+        herald()
+            .args(args)
+            .args([
+                "--addr",
+                &addr,
+                "--user",
+                "alice",
+                "--tls-ca",
+                &path("ca.pem"),
+            ])
+            .env("HERALD_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let out = cli("s3cret", &["pub", "orders.eu", r#"{"id":"1","msg":"m"}"#]);
+    assert!(out.status.success(), "{out:?}");
+    let out = cli("s3cret", &["topics"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("orders.eu"),
+        "{out:?}"
+    );
+    let out = cli("wrong", &["topics"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("auth_failed"),
+        "{out:?}"
+    );
+    let out = cli("s3cret", &["pub", "payments", r#"{"id":"1","msg":"m"}"#]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("forbidden"),
+        "{out:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_client_logs_in_over_tls() {
+    use herald_client::{Client, ClientOptions, ErrorCode, TlsOptions};
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let config = config_file(dir.path());
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let server = Server::start_with(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--tls-cert",
+        &path("server.pem"),
+        "--tls-key",
+        &path("server.key"),
+    ]);
+    let tls = TlsOptions::new("localhost", Some(&dir.path().join("ca.pem"))).unwrap();
+    let options = ClientOptions::new().tls(tls.clone());
+    let client = Client::connect_with(server.addr, options.clone().credentials("alice", "s3cret"))
+        .await
+        .unwrap();
+    client.create("orders.eu").await.unwrap();
+    let e = client.create("payments").await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Forbidden));
+    let e = Client::connect_with(server.addr, options.clone().credentials("alice", "nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::AuthFailed));
+    // Without credentials, the broker answers the client's `replies`
+    // with auth_required.
+    let e = Client::connect_with(server.addr, options)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::AuthRequired));
+}
+
 fn basic(user: &str, password: &str) -> String {
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     format!("Basic {token}")
