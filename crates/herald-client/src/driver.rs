@@ -315,9 +315,14 @@ async fn open(settings: &Settings) -> Result<Conn> {
     let reply = conn.read_line().await?;
     match reply_result(Reply::parse(&reply).map_err(Into::into)) {
         Ok(Reply::Replies(_)) => {}
-        // A version 1 broker has no reply modes: every reply comes.
+        // A version 1 broker has no reply modes: every reply comes. A
+        // broker with users answers nothing but `auth_required` before
+        // `auth`; a client without credentials may still `ping`.
         Err(e)
-            if e.code() == Some(ErrorCode::UnknownCommand) && settings.mode == ReplyMode::All => {}
+            if matches!(
+                e.code(),
+                Some(ErrorCode::UnknownCommand | ErrorCode::AuthRequired)
+            ) && settings.mode == ReplyMode::All => {}
         Ok(other) => return Err(Error::unexpected(&other, "replies")),
         Err(e) => return Err(e),
     }
