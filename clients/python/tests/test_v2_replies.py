@@ -77,3 +77,21 @@ def test_asyncio_errors_mode(addr):
             assert (await c.stats("t"))["published"] == 1
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_a_client_in_all_mode_gets_every_reply_from_a_broker_started_with_replies_errors(binary, tmp_path):
+    from helpers import Broker
+
+    b = Broker(tmp_path / "data", extra=["--replies", "errors"])
+    try:
+        with herald.Client(b.addr) as c:
+            c.create("t")
+            assert c.publish("t", {"id": "1", "msg": 1}) == "published"
+
+        async def main():
+            async with herald.aio.Client(b.addr) as c:
+                assert await c.publish("t", {"id": "2", "msg": 2}) == "published"
+
+        asyncio.run(asyncio.wait_for(main(), 30))
+    finally:
+        b.close()

@@ -11,8 +11,6 @@ import herald
 import herald.aio
 from helpers import Broker, Proxy, herald_bin, make_certificate
 
-pytestmark = pytest.mark.pending
-
 
 def password_hash(password: str) -> str:
     out = subprocess.run(

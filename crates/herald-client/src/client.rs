@@ -52,6 +52,31 @@ pub struct ClientOptions {
     /// applied counts as success. Durable subscribers and group members
     /// want this on (`herald sub --name/--group` turn it on).
     pub reconnect: bool,
+    /// Sends `auth <user> <password>` right after the greeting (and again
+    /// after each reconnect), for a broker with users
+    /// (`docs/protocol.md` §15).
+    pub credentials: Option<Credentials>,
+    /// Speaks TLS to the broker (see [`crate::tls`]).
+    pub tls: Option<crate::TlsOptions>,
+}
+
+/// A user and its password for `auth`; `Debug` does not show the
+/// password.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The user name.
+    pub user: String,
+    /// The password (one word: no spaces or tabs).
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"***")
+            .finish()
+    }
 }
 
 impl ClientOptions {
@@ -69,6 +94,25 @@ impl ClientOptions {
     /// Turns reconnecting on or off.
     pub fn reconnect(mut self, on: bool) -> ClientOptions {
         self.reconnect = on;
+        self
+    }
+
+    /// Logs in as `user` on every connection.
+    pub fn credentials(
+        mut self,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> ClientOptions {
+        self.credentials = Some(Credentials {
+            user: user.into(),
+            password: password.into(),
+        });
+        self
+    }
+
+    /// Connects over TLS.
+    pub fn tls(mut self, tls: crate::TlsOptions) -> ClientOptions {
+        self.tls = Some(tls);
         self
     }
 }
@@ -315,6 +359,17 @@ impl Client {
         if let Some(name) = &options.name {
             check_name("client", name)?;
         }
+        if let Some(c) = &options.credentials
+            && (c.user.is_empty()
+                || c.password.is_empty()
+                || c.user.contains([' ', '\t', '\r', '\n'])
+                || c.password.contains([' ', '\t', '\r', '\n']))
+        {
+            return Err(Error::invalid(
+                ErrorCode::BadArgs,
+                "a user and a password are one non-empty word each",
+            ));
+        }
         let addrs: Vec<_> = tokio::net::lookup_host(addr).await?.collect();
         if addrs.is_empty() {
             return Err(Error::Io(std::io::Error::new(
@@ -327,6 +382,8 @@ impl Client {
             name: options.name,
             reconnect: options.reconnect,
             mode: ReplyMode::All,
+            credentials: options.credentials,
+            tls: options.tls,
         })
         .await?;
         Ok(Client { handle })

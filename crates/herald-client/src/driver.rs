@@ -211,7 +211,15 @@ pub(crate) struct Settings {
     pub reconnect: bool,
     /// The reply mode the broker confirmed last (set again on reconnect).
     pub mode: ReplyMode,
+    /// `auth` on every connection.
+    pub credentials: Option<crate::Credentials>,
+    /// TLS on every connection.
+    pub tls: Option<crate::TlsOptions>,
 }
+
+/// A connection's byte stream: TCP, or TLS over TCP.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
 
 struct Route {
     tx: mpsc::UnboundedSender<Delivery>,
@@ -220,7 +228,7 @@ struct Route {
 
 /// An open connection with its buffers.
 struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     inbuf: BytesMut,
     decoder: LineDecoder,
     out: BytesMut,
@@ -249,8 +257,12 @@ impl Conn {
 /// Connects, reads the greeting, sets the reply mode and, with a name,
 /// names the connection.
 async fn open(settings: &Settings) -> Result<Conn> {
-    let stream = TcpStream::connect(&settings.addrs[..]).await?;
-    stream.set_nodelay(true)?;
+    let tcp = TcpStream::connect(&settings.addrs[..]).await?;
+    tcp.set_nodelay(true)?;
+    let stream: Box<dyn Stream> = match &settings.tls {
+        None => Box::new(tcp),
+        Some(tls) => Box::new(tls.connect(tcp).await?),
+    };
     let mut conn = Conn {
         stream,
         inbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
@@ -270,6 +282,22 @@ async fn open(settings: &Settings) -> Result<Conn> {
         Err(ReplyParseError::UnknownReply(_)) => {}
         Err(_) => return Err(Error::Protocol(format!("unexpected greeting: {greeting}"))),
     }
+    // Logged in first: with users, nothing else is answered before.
+    if let Some(c) = &settings.credentials {
+        let mut line = Vec::new();
+        Command::Auth {
+            user: c.user.clone(),
+            password: herald_proto::Password::new(c.password.clone()),
+        }
+        .encode(&mut line);
+        conn.stream.write_all(&line).await?;
+        let reply = conn.read_line().await?;
+        match reply_result(Reply::parse(&reply).map_err(Into::into)) {
+            Ok(Reply::Auth(_)) => {}
+            Ok(other) => return Err(Error::unexpected(&other, "auth")),
+            Err(e) => return Err(e),
+        }
+    }
     // The mode is stated even when it is the default `all`: a broker
     // started with `--replies errors` would otherwise leave out replies
     // this client waits for. Named before anything else is pipelined: a
@@ -287,9 +315,14 @@ async fn open(settings: &Settings) -> Result<Conn> {
     let reply = conn.read_line().await?;
     match reply_result(Reply::parse(&reply).map_err(Into::into)) {
         Ok(Reply::Replies(_)) => {}
-        // A version 1 broker has no reply modes: every reply comes.
+        // A version 1 broker has no reply modes: every reply comes. A
+        // broker with users answers nothing but `auth_required` before
+        // `auth`; a client without credentials may still `ping`.
         Err(e)
-            if e.code() == Some(ErrorCode::UnknownCommand) && settings.mode == ReplyMode::All => {}
+            if matches!(
+                e.code(),
+                Some(ErrorCode::UnknownCommand | ErrorCode::AuthRequired)
+            ) && settings.mode == ReplyMode::All => {}
         Ok(other) => return Err(Error::unexpected(&other, "replies")),
         Err(e) => return Err(e),
     }
@@ -396,7 +429,7 @@ impl Driver {
             decoder,
             out,
         } = conn;
-        let (mut reader, mut writer) = stream.split();
+        let (mut reader, mut writer) = tokio::io::split(stream);
         // Deliveries and replies that arrived with the handshake.
         self.on_input(decoder, inbuf);
         loop {

@@ -63,6 +63,10 @@ pub enum Error {
     /// unknown error code, a reply of the wrong shape, a bad greeting).
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The client's own settings cannot be used (a TLS CA file that cannot
+    /// be read, a bad server name). Nothing was sent.
+    #[error("settings: {0}")]
+    Settings(String),
     /// The connection is closed: the client was closed, or the connection
     /// dropped and reconnecting is off. A command that was in flight when
     /// the connection dropped may or may not have been applied.
@@ -78,7 +82,7 @@ impl Error {
             Error::Server { code, .. } | Error::Invalid { code, .. } => Some(*code),
             Error::Full { .. } => Some(ErrorCode::Full),
             Error::NotLeader { .. } => Some(ErrorCode::NotLeader),
-            Error::Io(_) | Error::Protocol(_) | Error::Closed => None,
+            Error::Io(_) | Error::Protocol(_) | Error::Settings(_) | Error::Closed => None,
         }
     }
 

@@ -44,8 +44,9 @@ pub mod error;
 pub mod event;
 pub mod options;
 pub mod peek;
+pub mod tls;
 
-pub use client::{Client, ClientOptions, Stats, SubscriptionStats, TopicStats};
+pub use client::{Client, ClientOptions, Credentials, Stats, SubscriptionStats, TopicStats};
 pub use delivery::{Delivery, Subscription};
 pub use error::{Error, Result};
 pub use event::{Event, Publish};
@@ -54,3 +55,6 @@ pub use herald_proto::{
 };
 pub use options::SubscribeOptions;
 pub use peek::Peeked;
+/// The TLS library, to build a [`TlsOptions`] configuration by hand.
+pub use rustls;
+pub use tls::TlsOptions;

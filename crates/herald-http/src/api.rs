@@ -7,7 +7,6 @@
 
 use crate::error::ApiError;
 use crate::{AppState, VERSION};
-use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -15,8 +14,11 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use axum::{Extension, Json};
 use herald_proto::{ErrorCode, Reply};
+use herald_server::users::User;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -48,8 +50,17 @@ async fn overview(State(state): State<AppState>) -> Result<Json<Value>> {
     })))
 }
 
-async fn topics(State(state): State<AppState>) -> Result<Json<herald_proto::Stats>> {
-    let stats = state.admin.stats(None).await?.unwrap_or_default();
+async fn topics(
+    State(state): State<AppState>,
+    user: Option<Extension<Arc<User>>>,
+) -> Result<Json<herald_proto::Stats>> {
+    let mut stats = state.admin.stats(None).await?.unwrap_or_default();
+    // With users, only the topics the user may subscribe to (15).
+    if let Some(Extension(user)) = user {
+        stats
+            .topics
+            .retain(|name, _| herald_server::auth::may_subscribe(&user, name));
+    }
     Ok(Json(stats))
 }
 

@@ -14,23 +14,29 @@
 //! - `console`: the web console's embedded files at `/` and `/console/`.
 //! - [`error`]: the `{"error","message"}` shape and status codes.
 //! - [`metrics`]: the Prometheus text of one snapshot.
-//!
-//! Authentication (section 15) is not done yet: every route is open.
+//! - [`auth`]: HTTP basic authentication and the permissions of section
+//!   15, one middleware before every route (open when no users are
+//!   configured).
+//! - `tls`: the listener that serves HTTPS with the broker's certificate.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod auth;
 mod console;
 pub mod error;
 pub mod metrics;
+mod tls;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use herald_server::auth::Authenticator;
 use herald_server::{Admin, Phase};
 use std::future::Future;
+use std::sync::Arc;
 
 pub use error::ApiError;
 
@@ -43,6 +49,22 @@ pub struct Settings {
     /// Largest request body accepted, in bytes: an event body obeys the
     /// protocol's line limit (`--max-line-bytes`).
     pub max_body_bytes: usize,
+    /// The users (`None`: no authentication, every route open).
+    pub auth: Option<Arc<Authenticator>>,
+    /// HTTPS with this configuration (the protocol listener's); `None`:
+    /// plain HTTP.
+    pub tls: Option<Arc<herald_server::rustls::ServerConfig>>,
+}
+
+impl Settings {
+    /// Plain HTTP with no users and the given body limit.
+    pub fn new(max_body_bytes: usize) -> Settings {
+        Settings {
+            max_body_bytes,
+            auth: None,
+            tls: None,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -62,6 +84,10 @@ pub fn router(admin: Admin, settings: &Settings) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         // An event body obeys the line limit, as the `pub` line would.
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            settings.auth.clone().map(auth::HttpAuth::new),
+            auth::require,
+        ))
         .with_state(AppState { admin })
 }
 
@@ -81,9 +107,19 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(http_addr = %addr, "http bound");
     }
-    axum::serve(listener, router(admin, &settings))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = router(admin, &settings);
+    match settings.tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(config) => {
+            axum::serve(tls::TlsListener::new(listener, config), app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -128,9 +164,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let admin = Admin::new();
         assert_eq!(admin.phase(), Phase::Starting);
-        let settings = Settings {
-            max_body_bytes: 1024,
-        };
+        let settings = Settings::new(1024);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, admin, settings, async {
             let _ = stopped.await;

@@ -36,9 +36,11 @@ use crate::error::BrokerError;
 use crate::outbox::{Outbound, Outbox};
 use crate::sync::SyncRequest;
 use crate::telemetry::Telemetry;
+use crate::users::User;
 use herald_core::{Broker, Change, ConnId, Effects, Output, record};
 use herald_log::{Log, Lsn};
 use herald_proto::{Command, Delivery, ErrorCode, ParseError, Reply};
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -58,6 +60,17 @@ pub(crate) enum Input {
         conn: ConnId,
         commands: Vec<Result<Command, ParseError>>,
     },
+    /// A reply the connection task decided itself (`auth_required`,
+    /// `forbidden`, `auth_failed`: see [`crate::auth`]), in its place;
+    /// `close`: close the connection after it.
+    Answer {
+        conn: ConnId,
+        reply: Reply,
+        close: bool,
+    },
+    /// The connection authenticated as `user`: reply `+OK auth <user>`;
+    /// its `topics` and `stats` show only what `user` may subscribe to.
+    Login { conn: ConnId, user: Arc<User> },
     /// The client sent nothing more (EOF): answer what it sent, then close.
     Eof { conn: ConnId },
     /// The connection is gone.
@@ -92,6 +105,8 @@ pub(crate) struct BrokerTask {
     fx: Effects,
     /// `-ERR` counts and fdatasync latency, for metrics.
     telemetry: Arc<Telemetry>,
+    /// The user of each authenticated connection.
+    users: FxHashMap<ConnId, Arc<User>>,
 }
 
 /// A short, one-line account of a command for debug logs.
@@ -139,6 +154,7 @@ impl BrokerTask {
             unavailable_since: None,
             fx: Effects::new(),
             telemetry,
+            users: FxHashMap::default(),
         }
     }
 
@@ -247,11 +263,27 @@ impl BrokerTask {
                     self.on_command(conn, command, now);
                 }
             }
+            Input::Answer { conn, reply, close } => {
+                if self.outbox.is_accepting(conn) {
+                    self.reply(conn, &reply, None);
+                    if close {
+                        self.outbox.close_after_output(conn);
+                        self.detach_closing();
+                    }
+                }
+            }
+            Input::Login { conn, user } => {
+                if self.outbox.is_accepting(conn) {
+                    self.reply(conn, &Reply::Auth(user.name.as_str().into()), None);
+                    self.users.insert(conn, user);
+                }
+            }
             Input::Eof { conn } => {
                 self.outbox.close_after_output(conn);
                 self.detach_closing();
             }
             Input::Disconnect { conn } => {
+                self.users.remove(&conn);
                 self.broker.disconnect(conn, now, &mut self.fx);
                 self.outbox.remove(conn);
                 self.apply_effects(None);
@@ -297,6 +329,10 @@ impl BrokerTask {
             Command::Auth { .. } => {
                 Some(Reply::error(ErrorCode::BadState, "no users are configured"))
             }
+            Command::Topics | Command::Stats { topic: None } => self
+                .users
+                .get(&conn)
+                .map(|user| self.visible(user, &command, now)),
             Command::Cluster => Some(Reply::error(
                 ErrorCode::BadState,
                 "this broker is a single node, not part of a cluster",
@@ -324,6 +360,25 @@ impl BrokerTask {
         self.broker.handle(conn, command, now, &mut self.fx);
         self.apply_effects(Some((conn, scope)));
         self.detach_closing();
+    }
+
+    /// `topics` or `stats` of every topic, for a user: only the topics
+    /// it may subscribe to (`docs/protocol.md` 15).
+    fn visible(&self, user: &User, command: &Command, now: u64) -> Reply {
+        let allowed = |topic: &str| crate::auth::may_subscribe(user, topic);
+        if matches!(command, Command::Topics) {
+            let names = self.broker.topic_names();
+            let names: Vec<&str> = names
+                .iter()
+                .map(|n| n.as_ref())
+                .filter(|n| allowed(n))
+                .collect();
+            Reply::json(&names)
+        } else {
+            let mut stats = self.broker.stats(None, now);
+            stats.topics.retain(|name, _| allowed(name));
+            Reply::json(&stats)
+        }
     }
 
     /// Queues `reply` for `conn` (held until `hold` is synced), counting

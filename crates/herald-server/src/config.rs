@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// When a batch of log writes is forced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,9 +54,11 @@ pub struct Config {
     /// Reply mode of new connections (`--replies`, docs/protocol.md 11).
     pub replies: herald_proto::ReplyMode,
     /// Users from the configuration file (`[[users]]`), checked; empty:
-    /// no authentication. Parsed and kept here; enforcing them is not
-    /// implemented yet.
+    /// no authentication (docs/protocol.md 15).
     pub users: Vec<crate::users::User>,
+    /// TLS on the listener (`--tls-cert`, `--tls-key`, `--tls-client-ca`;
+    /// see [`crate::tls::server_config`]); `None`: plain TCP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Config {
@@ -68,6 +71,7 @@ impl Config {
             segment_bytes: herald_log::DEFAULT_SEGMENT_BYTES,
             replies: herald_proto::ReplyMode::All,
             users: Vec::new(),
+            tls: None,
         }
     }
 }

@@ -6,7 +6,13 @@
 //! so that a client that pipelines without reading its replies cannot
 //! deadlock us: we keep reading while output is pending, up to
 //! `MAX_PENDING_OUTPUT_BYTES`, and only then stop reading (TCP backpressure).
+//!
+//! The stream is anything that reads and writes: a TCP socket, or a TLS
+//! session over one (the handshake is done before `serve`). With users
+//! configured, the connection's [`Session`] checks each command before the
+//! broker task sees it.
 
+use crate::auth::{Authenticator, Session};
 use crate::broker_task::Input;
 use crate::outbox::Outbound;
 use crate::telemetry::{ConnMeter, Telemetry};
@@ -15,8 +21,7 @@ use herald_core::ConnId;
 use herald_proto::{Command, Frame, LineDecoder, ParseError, parse_line};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
@@ -33,37 +38,49 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// every such token before it exits, so output already handed to a
 /// connection reaches its client. While it runs, the connection is in
 /// `telemetry`'s table with its byte counts.
-pub(crate) async fn serve(
-    mut socket: TcpStream,
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn serve<S: AsyncRead + AsyncWrite>(
+    socket: S,
     peer: SocketAddr,
     conn: ConnId,
     broker: mpsc::Sender<Input>,
     max_line_bytes: usize,
+    auth: Option<Arc<Authenticator>>,
     telemetry: Arc<Telemetry>,
     _alive: mpsc::Sender<()>,
 ) {
-    let _ = socket.set_nodelay(true);
     let (tx, mut rx) = mpsc::unbounded_channel();
     if broker.send(Input::Connect { conn, tx }).await.is_err() {
         return;
     }
     info!(conn = conn.0, %peer, "connection opened");
     let meter = telemetry.open_connection(conn, peer, crate::broker_task::now_ms());
-    let reason = run(&mut socket, conn, &broker, &mut rx, max_line_bytes, &meter).await;
+    let mut session = auth.map(|auth| Session::new(auth, peer));
+    let reason = run(
+        socket,
+        conn,
+        &broker,
+        &mut rx,
+        max_line_bytes,
+        session.as_mut(),
+        &meter,
+    )
+    .await;
     telemetry.close_connection(conn);
     let _ = broker.send(Input::Disconnect { conn }).await;
     info!(conn = conn.0, %peer, reason, "connection closed");
 }
 
-async fn run(
-    socket: &mut TcpStream,
+async fn run<S: AsyncRead + AsyncWrite>(
+    socket: S,
     conn: ConnId,
     broker: &mpsc::Sender<Input>,
     rx: &mut mpsc::UnboundedReceiver<Outbound>,
     max_line_bytes: usize,
+    mut session: Option<&mut Session>,
     meter: &ConnMeter,
 ) -> &'static str {
-    let (mut reader, mut writer) = socket.split();
+    let (mut reader, mut writer) = tokio::io::split(socket);
     let mut decoder = LineDecoder::new(max_line_bytes);
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut out = BytesMut::new();
@@ -114,10 +131,20 @@ async fn run(
                     Ok(n) => {
                         meter.read(n);
                         let commands = decode_all(&mut decoder, &mut inbuf, &mut quitting);
-                        if !commands.is_empty()
-                            && broker.send(Input::Commands { conn, commands }).await.is_err()
-                        {
-                            return "server stopping";
+                        let sent = match session.as_deref_mut() {
+                            _ if commands.is_empty() => Ok(true),
+                            None => broker.send(Input::Commands { conn, commands }).await.map(|()| true),
+                            Some(session) => session.forward(conn, commands, broker).await,
+                        };
+                        match sent {
+                            Ok(true) => {}
+                            // Refused: the broker closes after the answer;
+                            // read no more (as after `quit`).
+                            Ok(false) => {
+                                quitting = true;
+                                inbuf.clear();
+                            }
+                            Err(_) => return "server stopping",
                         }
                         if inbuf.capacity() - inbuf.len() < 4096 {
                             inbuf.reserve(READ_CHUNK_BYTES);
@@ -133,7 +160,7 @@ async fn run(
 /// After our FIN, reads and drops what the client still sends, briefly:
 /// closing a socket with unread input makes the kernel send a reset, which
 /// can destroy replies the client has not read yet.
-async fn linger(reader: &mut tokio::net::tcp::ReadHalf<'_>) {
+async fn linger(reader: &mut (impl AsyncRead + Unpin)) {
     let mut sink = [0u8; 16 * 1024];
     let deadline = tokio::time::Instant::now() + LINGER;
     loop {

@@ -19,7 +19,12 @@
 //! - `config`, `error`: settings, and why the server stops.
 //! - [`admin`]: [`Admin`], the HTTP API's way to the broker task (reads
 //!   through a request message, changes through pseudo-connections).
-//! - [`users`]: `[[users]]` of the configuration file, checked.
+//! - [`users`]: `[[users]]` of the configuration file, checked;
+//!   [`pattern`]: the topic patterns of their permissions.
+//! - [`auth`]: password verification ([`auth::Authenticator`]) and each
+//!   connection's login state and permission checks.
+//! - [`tls`]: the certificate, key and client CA, read into a rustls
+//!   configuration.
 //! - [`telemetry`]: `-ERR` counts, fdatasync latency, the open connections.
 //!
 //! Tasks and channels: connection tasks → (bounded mpsc) → broker task →
@@ -29,15 +34,18 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod auth;
 mod broker_task;
 mod config;
 mod connection;
 mod durability;
 mod error;
 mod outbox;
+pub mod pattern;
 mod server;
 mod sync;
 pub mod telemetry;
+pub mod tls;
 pub mod users;
 
 pub use admin::{Admin, AdminError, Phase};
@@ -46,3 +54,5 @@ pub use config::{Config, FsyncMode, ParseFsyncModeError};
 pub use error::{BrokerError, Error};
 pub use server::{run, run_with, run_with_storage};
 pub use telemetry::Telemetry;
+/// The TLS libraries, so that callers build configurations with the same versions.
+pub use {rustls, tokio_rustls};

@@ -21,6 +21,8 @@ use tracing::{info, warn};
 const INPUT_QUEUE_MESSAGES: usize = 4096;
 /// How long a stopping server waits for connections to write their output.
 const CONNECTION_DRAIN: Duration = Duration::from_secs(3);
+/// How long a client has to finish the TLS handshake.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 /// Wake-up period for interval syncs, compaction and retries.
 const TICK_MS: u64 = 200;
 
@@ -104,6 +106,8 @@ pub async fn run_with(
         crate::sync::spawn(tx.clone(), telemetry.clone()).map_err(Error::Thread)?;
     let max_line_bytes = config.max_line_bytes;
     let fsync = config.fsync;
+    let auth = crate::auth::Authenticator::new(config.users.clone());
+    let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let core = BrokerTask::new(broker, log, config, sync_tx, telemetry.clone());
     // The broker runs as a task beside the connections: on the default
     // single-threaded runtime a command and its reply cross no thread, which
@@ -111,7 +115,10 @@ pub async fn run_with(
     let broker_task = tokio::spawn(core.run(rx));
 
     if let Ok(addr) = listener.local_addr() {
-        info!(%addr, %fsync, "listening");
+        info!(%addr, %fsync, tls = tls.is_some(), users = auth.is_some(), "listening");
+        if auth.is_none() && !addr.ip().is_loopback() {
+            warn!(%addr, "listening beyond this machine with no users configured: anyone who can reach it may publish, subscribe and acknowledge (see docs/security.md)");
+        }
     }
     admin.attach(tx.clone());
     admin.set_phase(Phase::Serving);
@@ -141,15 +148,32 @@ pub async fn run_with(
                 Ok((socket, peer)) => {
                     next_conn += 1;
                     let conn = ConnId(next_conn);
-                    tokio::spawn(connection::serve(
-                        socket,
-                        peer,
-                        conn,
-                        tx.clone(),
-                        max_line_bytes,
-                        telemetry.clone(),
-                        alive_tx.clone(),
-                    ));
+                    let _ = socket.set_nodelay(true);
+                    let (tx, auth, telemetry, alive) =
+                        (tx.clone(), auth.clone(), telemetry.clone(), alive_tx.clone());
+                    match &tls {
+                        None => {
+                            tokio::spawn(connection::serve(
+                                socket, peer, conn, tx, max_line_bytes, auth, telemetry, alive,
+                            ));
+                        }
+                        Some(acceptor) => {
+                            let handshake = acceptor.accept(socket);
+                            tokio::spawn(async move {
+                                match tokio::time::timeout(TLS_HANDSHAKE, handshake).await {
+                                    Ok(Ok(stream)) => {
+                                        connection::serve(
+                                            stream, peer, conn, tx, max_line_bytes, auth,
+                                            telemetry, alive,
+                                        )
+                                        .await;
+                                    }
+                                    Ok(Err(e)) => info!(%peer, cause = %e, "TLS handshake failed"),
+                                    Err(_) => info!(%peer, "TLS handshake timed out"),
+                                }
+                            });
+                        }
+                    }
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little

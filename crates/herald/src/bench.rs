@@ -147,18 +147,28 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
         bail!("--rate must be a positive number of events per second");
     }
-    let (spawned, addr) = if args.spawn {
-        let (s, a) = Spawned::start(args.fsync)?;
-        (Some(s), a.to_string())
+    anyhow::ensure!(
+        args.conn.user.is_none(),
+        "herald bench does not log in yet (--user): bench a broker without users"
+    );
+    let tls = args.conn.tls || args.conn.tls_ca.is_some();
+    let (spawned, addr, ca) = if args.spawn {
+        let (s, a, ca) = Spawned::start(args.fsync, tls)?;
+        (Some(s), a.to_string(), ca)
     } else {
-        (None, args.conn.addr.clone())
+        (None, args.conn.addr.clone(), None)
+    };
+    let tls = if tls {
+        Some(tls_setup(&args.conn, ca.as_deref())?)
+    } else {
+        None
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(usize::from(args.threads))
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    let report = runtime.block_on(drive(&args, &addr))?;
+    let report = runtime.block_on(drive(&args, &addr, tls.as_ref()))?;
     let peak_rss = spawned.as_ref().and_then(Spawned::peak_rss);
     drop(spawned);
     print_report(&args, &addr, &report, peak_rss);
@@ -185,7 +195,48 @@ struct Report {
     e2e: Histogram<u64>,
 }
 
-async fn drive(args: &BenchArgs, addr: &str) -> Result<Report> {
+/// The TLS client settings: trusting the spawned broker's own CA (`ca`),
+/// or `--tls-ca`, or the system's roots.
+fn tls_setup(conn: &Addr, ca: Option<&str>) -> Result<load::Tls> {
+    use herald_server::rustls;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs: Vec<CertificateDer<'static>> = match (ca, &conn.tls_ca) {
+        (Some(pem), _) => CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .context("the spawned broker's CA")?,
+        (None, Some(path)) => herald_server::tls::load_certs(path)?,
+        (None, None) => Vec::new(),
+    };
+    if certs.is_empty() {
+        bail!("herald bench --tls needs --spawn or --tls-ca");
+    }
+    for cert in certs {
+        roots.add(cert).context("a CA certificate")?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(herald_server::tls::provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let host = if ca.is_some() {
+        "localhost".to_string()
+    } else {
+        conn.addr
+            .rsplit_once(':')
+            .map_or(conn.addr.as_str(), |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string()
+    };
+    Ok(load::Tls {
+        connector: herald_server::tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
+        name: rustls::pki_types::ServerName::try_from(host).context("the broker's name")?,
+    })
+}
+
+async fn drive(args: &BenchArgs, addr: &str, tls: Option<&load::Tls>) -> Result<Report> {
     let base = Instant::now();
     let run_id = format!(
         "{}-{}",
@@ -207,7 +258,7 @@ async fn drive(args: &BenchArgs, addr: &str) -> Result<Report> {
         .with_context(|| format!("{addr} resolves to nothing"))?;
 
     // Topics first, so subscribers can subscribe before anything is published.
-    let mut control = Conn::open(addr).await?;
+    let mut control = Conn::open(addr, tls).await?;
     for topic in topic_names.iter() {
         control
             .command(&Command::Create {
@@ -237,7 +288,7 @@ async fn drive(args: &BenchArgs, addr: &str) -> Result<Report> {
         if !grouped || j < args.topics {
             expected_deliveries += expected;
         }
-        let mut conn = Conn::open(addr).await?;
+        let mut conn = Conn::open(addr, tls).await?;
         let topic = topic_names[t as usize].clone();
         conn.command(&Command::Sub {
             topic: topic.clone(),
@@ -280,7 +331,7 @@ async fn drive(args: &BenchArgs, addr: &str) -> Result<Report> {
     let start_ns = base.elapsed().as_nanos() as u64;
     let mut publishers = Vec::new();
     for i in 0..args.publishers {
-        let conn = Conn::open(addr).await?;
+        let conn = Conn::open(addr, tls).await?;
         let topic = topic_names[(i % args.topics) as usize].clone();
         let spec = PubSpec {
             index: i,

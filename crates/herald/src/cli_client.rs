@@ -21,6 +21,45 @@ pub struct Addr {
     /// Address of the broker.
     #[arg(long, env = "HERALD_ADDR", default_value = "127.0.0.1:8000")]
     pub addr: String,
+    /// Log in as this user (a broker with users); the password comes from
+    /// HERALD_PASSWORD, or a prompt on a terminal.
+    #[arg(long, env = "HERALD_USER")]
+    pub user: Option<String>,
+    /// Speak TLS to the broker, checking its certificate against the
+    /// system's roots (or --tls-ca).
+    #[arg(long, env = "HERALD_TLS")]
+    pub tls: bool,
+    /// PEM file of the CA that signed the broker's certificate (implies
+    /// --tls).
+    #[arg(long, env = "HERALD_TLS_CA")]
+    pub tls_ca: Option<std::path::PathBuf>,
+}
+
+impl Addr {
+    /// `options` with this connection's login and TLS settings.
+    pub fn secure(&self, mut options: ClientOptions) -> Result<ClientOptions> {
+        if let Some(user) = &self.user {
+            let password = match std::env::var("HERALD_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => rpassword::prompt_password(format!("Password for {user}: "))
+                    .context("reading the password (or set HERALD_PASSWORD)")?,
+            };
+            options = options.credentials(user.clone(), password);
+        }
+        if self.tls || self.tls_ca.is_some() {
+            // The certificate is checked for the host part of --addr.
+            let host = self
+                .addr
+                .rsplit_once(':')
+                .map_or(self.addr.as_str(), |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let tls = herald_client::TlsOptions::new(host, self.tls_ca.as_deref())
+                .context("TLS settings (--tls, --tls-ca)")?;
+            options = options.tls(tls);
+        }
+        Ok(options)
+    }
 }
 
 /// `herald pub`.
@@ -199,8 +238,9 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the tokio runtime")
 }
 
-pub(crate) async fn connect(addr: &str, options: ClientOptions) -> Result<Client> {
-    Client::connect_with(addr, options)
+pub(crate) async fn connect(conn: &Addr, options: ClientOptions) -> Result<Client> {
+    let addr = &conn.addr;
+    Client::connect_with(addr.as_str(), conn.secure(options)?)
         .await
         .with_context(|| format!("cannot connect to {addr}"))
 }
@@ -224,7 +264,7 @@ pub fn publish(args: PubArgs) -> Result<()> {
         not_before: args.not_before,
     };
     runtime()?.block_on(async move {
-        let client = connect(&args.conn.addr, ClientOptions::new()).await?;
+        let client = connect(&args.conn, ClientOptions::new()).await?;
         let topic = args.topic.as_str();
         let (outcome, id) = if let Some(id) = args.id {
             let msg = match (args.msg, args.msg_json) {
@@ -325,7 +365,7 @@ async fn publish_stdin(
 /// `herald topics`.
 pub fn topics(conn: Addr) -> Result<()> {
     runtime()?.block_on(async move {
-        let client = connect(&conn.addr, ClientOptions::new()).await?;
+        let client = connect(&conn, ClientOptions::new()).await?;
         for topic in client.topics().await.context("topics")? {
             print_line(&topic)?;
         }
@@ -336,7 +376,7 @@ pub fn topics(conn: Addr) -> Result<()> {
 /// `herald stats`.
 pub fn stats(args: StatsArgs) -> Result<()> {
     runtime()?.block_on(async move {
-        let client = connect(&args.conn.addr, ClientOptions::new()).await?;
+        let client = connect(&args.conn, ClientOptions::new()).await?;
         if args.watch {
             let http = match args.http.as_deref() {
                 Some("off") => None,
@@ -371,7 +411,7 @@ pub fn stats(args: StatsArgs) -> Result<()> {
 /// `herald create`.
 pub fn create(args: CreateArgs) -> Result<()> {
     runtime()?.block_on(async move {
-        let client = connect(&args.conn.addr, ClientOptions::new()).await?;
+        let client = connect(&args.conn, ClientOptions::new()).await?;
         let topic = args.topic.as_str();
         match args.ttl {
             Some(ttl) => client.create_with_ttl(topic, ttl).await,
@@ -393,7 +433,7 @@ pub fn peek(args: PeekArgs) -> Result<()> {
         (None, None) => bail!("give --sub NAME or --group GROUP"),
     };
     runtime()?.block_on(async move {
-        let client = connect(&args.conn.addr, ClientOptions::new()).await?;
+        let client = connect(&args.conn, ClientOptions::new()).await?;
         let topic = args.topic.as_str();
         let entries = match client.peek(topic, target, args.n).await {
             Err(e) if e.code() == Some(ErrorCode::NotSubscribed) => {
@@ -428,7 +468,7 @@ fn millis(d: Duration) -> u64 {
 /// `herald ping`.
 pub fn ping(conn: Addr) -> Result<()> {
     runtime()?.block_on(async move {
-        let client = connect(&conn.addr, ClientOptions::new()).await?;
+        let client = connect(&conn, ClientOptions::new()).await?;
         let rtt = client.ping().await.context("ping")?;
         print_line(&format!("pong {:.3} ms", rtt.as_secs_f64() * 1000.0))
     })

@@ -144,12 +144,12 @@ pub fn subscribe(args: SubArgs) -> Result<()> {
     let options = args.options()?;
     runtime()?.block_on(async move {
         let client = match &args.name {
-            Some(name) => connect_named(&args.conn.addr, name).await?,
+            Some(name) => connect_named(&args.conn, name).await?,
             // A group member comes back to its group after a dropped
             // connection, as a durable subscriber does.
             None => {
                 let options = ClientOptions::new().reconnect(args.group.is_some());
-                connect(&args.conn.addr, options).await?
+                connect(&args.conn, options).await?
             }
         };
         let topic = args.topic.as_str();
@@ -234,8 +234,9 @@ async fn warn_if_dead_letters_go_nowhere(client: &Client, topic: &str, options: 
 /// Connects as a reconnecting durable subscriber. A name still held by a
 /// connection that is closing (a previous `herald sub --name` that just
 /// exited) is retried for a moment before giving up.
-async fn connect_named(addr: &str, name: &str) -> Result<Client> {
-    let options = ClientOptions::new().name(name).reconnect(true);
+async fn connect_named(conn: &Addr, name: &str) -> Result<Client> {
+    let addr = conn.addr.as_str();
+    let options = conn.secure(ClientOptions::new().name(name).reconnect(true))?;
     let mut delay = Duration::from_millis(NAME_RETRY_FIRST_MS);
     let deadline = Instant::now() + Duration::from_millis(NAME_RETRY_TOTAL_MS);
     loop {

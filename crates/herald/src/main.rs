@@ -71,6 +71,11 @@ enum Cmd {
     Ping(cli_client::Addr),
     /// Measure throughput and latency with publishers and acking subscribers.
     Bench(bench::BenchArgs),
+    /// Print the argon2 hash of a password, for `password = "..."` in a
+    /// `[[users]]` table of the configuration file. The password is read
+    /// from a prompt on a terminal (asked twice) or as one line of stdin,
+    /// never from the command line.
+    Passwd,
     /// Print a shell completion script (for example
     /// `herald completions bash > /etc/bash_completion.d/herald`).
     Completions {
@@ -124,6 +129,17 @@ struct ServeArgs {
     /// here (or in the environment or the file) must be free.
     #[arg(long, env = "HERALD_HTTP")]
     http: Option<String>,
+    /// PEM certificate (chain) of the server: with --tls-key, the --listen
+    /// port and the HTTP port speak only TLS 1.2/1.3.
+    #[arg(long, env = "HERALD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "HERALD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): TLS clients must present a certificate signed
+    /// by one of them (it does not log a user in; `auth` still does).
+    #[arg(long, env = "HERALD_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -145,6 +161,7 @@ fn main() {
     let result = match cli.command {
         Cmd::Serve(args) => serve_command(args),
         Cmd::Completions { shell } => completions(shell),
+        Cmd::Passwd => passwd(),
         Cmd::Dump { data, topic } => offline::dump(&data, topic.as_deref()),
         Cmd::Check { data } => offline::check(&data),
         Cmd::Pub(args) => cli_client::publish(args),
@@ -277,6 +294,17 @@ fn serve(
         .thread_name("herald-io")
         .build()
         .context("starting the tokio runtime")?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            herald_server::tls::server_config(cert, key, args.tls_client_ca.as_deref())
+                .context("TLS settings (--tls-cert, --tls-key, --tls-client-ca)")?,
+        ),
+        (None, None) if args.tls_client_ca.is_some() => {
+            anyhow::bail!("--tls-client-ca needs --tls-cert and --tls-key")
+        }
+        (None, None) => None,
+        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+    };
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
@@ -286,11 +314,12 @@ fn serve(
         config.max_line_bytes = args.max_line_bytes;
         config.segment_bytes = args.segment_bytes;
         config.replies = args.replies;
-        config.users = users;
+        config.users = users.clone();
+        config.tls = tls.clone();
         let admin = herald_server::Admin::new();
-        let settings = herald_http::Settings {
-            max_body_bytes: args.max_line_bytes,
-        };
+        let mut settings = herald_http::Settings::new(args.max_line_bytes);
+        settings.auth = herald_server::auth::Authenticator::new(users);
+        settings.tls = tls;
         let http_server = http.start(admin.clone(), settings).await?;
         let result = herald_server::run_with(
             listener,
@@ -306,6 +335,28 @@ fn serve(
         }
         result
     })
+}
+
+/// `herald passwd`: a password from a prompt or stdin, its hash on stdout.
+fn passwd() -> Result<()> {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").context("reading the password")?;
+        let again = rpassword::prompt_password("Again: ").context("reading the password")?;
+        anyhow::ensure!(first == again, "the passwords differ");
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    anyhow::ensure!(!password.is_empty(), "empty password");
+    let hash = herald_server::auth::hash_password(&password)
+        .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
+    println!("{hash}");
+    Ok(())
 }
 
 fn parse_reply_mode(word: &str) -> Result<herald_proto::ReplyMode, String> {

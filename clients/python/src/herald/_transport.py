@@ -168,8 +168,15 @@ class LineReader:
         return raw.rstrip(b"\r")
 
 
-def _expect_ok(raw: bytes, what: str) -> None:
-    if raw.startswith(b"+OK"):
+#: Answers to the handshake's ``replies all`` that leave every reply on: a
+#: version 1 broker has no reply modes, and before ``auth`` a broker with
+#: users answers nothing but ``auth_required`` (a client without
+#: credentials may still ``ping`` or ``auth`` later).
+REPLIES_ALL_TOLERATED = (b"-ERR unknown_command", b"-ERR auth_required")
+
+
+def _expect_ok(raw: bytes, what: str, tolerated: Tuple[bytes, ...] = ()) -> None:
+    if raw.startswith(b"+OK") or raw.startswith(tolerated):
         return
     if raw.startswith(b"-ERR"):
         raise _errors.error_from_line(raw)
@@ -204,14 +211,16 @@ def open_connection(
         _expect_ok(reader.line(), "greeting")
         steps = []
         if auth is not None:
-            steps.append((f"auth {auth[0]} {auth[1]}\n", "reply to auth"))
-        if mode != "all":
-            steps.append((f"replies {mode}\n", "reply to replies"))
+            steps.append((f"auth {auth[0]} {auth[1]}\n", "reply to auth", ()))
+        # Stated even when it is the default: a broker started with
+        # ``--replies errors`` would otherwise leave out replies we wait for.
+        tolerated = REPLIES_ALL_TOLERATED if mode == "all" else ()
+        steps.append((f"replies {mode}\n", "reply to replies", tolerated))
         if name is not None:
-            steps.append((f"name {name}\n", "reply to name"))
-        for text, what in steps:
+            steps.append((f"name {name}\n", "reply to name", ()))
+        for text, what, ok in steps:
             transport.send(text.encode())
-            _expect_ok(reader.line(), what)
+            _expect_ok(reader.line(), what, ok)
         sock.settimeout(None)
         return transport, reader.buf
     except BaseException:

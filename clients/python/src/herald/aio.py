@@ -50,7 +50,7 @@ from ._session import (
     Command,
     Session,
 )
-from ._transport import tls_context
+from ._transport import REPLIES_ALL_TOLERATED, tls_context
 from ._wire import Address, Duration, EventLike, token
 from .client import BACKOFF_MAX_S, BACKOFF_MIN_S, BATCH_EVENTS, CLOSE_TIMEOUT_S, WBUF_LINES
 
@@ -254,9 +254,9 @@ class _Protocol(asyncio.Protocol):
         return raw.rstrip(b"\r")
 
 
-async def _expect_ok(proto: _Protocol, what: str) -> None:
+async def _expect_ok(proto: _Protocol, what: str, tolerated: Tuple[bytes, ...] = ()) -> None:
     raw = await proto.line()
-    if raw.startswith(b"+OK"):
+    if raw.startswith(b"+OK") or raw.startswith(tolerated):
         return
     if raw.startswith(b"-ERR"):
         raise _errors.error_from_line(raw)
@@ -334,9 +334,10 @@ class Client:
             if s.auth is not None:
                 proto.transport.write(f"auth {s.auth[0]} {s.auth[1]}\n".encode())  # type: ignore[union-attr]
                 await _expect_ok(proto, "reply to auth")
-            if s.mode != "all":
-                proto.transport.write(f"replies {s.mode}\n".encode())  # type: ignore[union-attr]
-                await _expect_ok(proto, "reply to replies")
+            # Always stated: see herald._transport.open_connection.
+            proto.transport.write(f"replies {s.mode}\n".encode())  # type: ignore[union-attr]
+            tolerated = REPLIES_ALL_TOLERATED if s.mode == "all" else ()
+            await _expect_ok(proto, "reply to replies", tolerated)
             if s.name is not None:
                 # Last and alone: see herald._transport.open_connection.
                 proto.transport.write(f"name {s.name}\n".encode())  # type: ignore[union-attr]

@@ -1,4 +1,5 @@
-//! The connections of a run: publishers and subscribers over raw TCP.
+//! The connections of a run: publishers and subscribers over raw TCP, or
+//! TLS over it (`--tls`).
 //!
 //! Each is one task with one read buffer and one output buffer; commands
 //! are built in place (no per-event allocation) and written with one call
@@ -14,12 +15,25 @@ use herald_proto::{
     Command, Frame, LineDecoder, ParsedDelivery, Reply, ReplyParseError, ServerLine,
     write_ack_line, write_pub_line,
 };
+use herald_server::rustls::pki_types::ServerName;
+use herald_server::tokio_rustls::TlsConnector;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// A connection's bytes: TCP or TLS.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// How the bench speaks TLS to the broker.
+#[derive(Clone)]
+pub struct Tls {
+    pub connector: TlsConnector,
+    pub name: ServerName<'static>,
+}
 
 /// Longest line the bench reads (a delivery of the largest `--size`).
 const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
@@ -30,17 +44,26 @@ pub const STAMP_DIGITS: usize = 20;
 
 /// One raw connection, greeting read.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     inbuf: BytesMut,
     decoder: LineDecoder,
 }
 
 impl Conn {
-    pub async fn open(addr: SocketAddr) -> Result<Conn> {
-        let stream = TcpStream::connect(addr)
+    pub async fn open(addr: SocketAddr, tls: Option<&Tls>) -> Result<Conn> {
+        let tcp = TcpStream::connect(addr)
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
-        stream.set_nodelay(true)?;
+        tcp.set_nodelay(true)?;
+        let stream: Box<dyn Io> = match tls {
+            None => Box::new(tcp),
+            Some(tls) => Box::new(
+                tls.connector
+                    .connect(tls.name.clone(), tcp)
+                    .await
+                    .with_context(|| format!("TLS handshake with {addr}"))?,
+            ),
+        };
         let mut conn = Conn {
             stream,
             inbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
@@ -141,7 +164,7 @@ pub async fn publisher(
         mut inbuf,
         mut decoder,
     } = conn;
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     // Everything of an event but the sequence number, priority and stamp.
     let head = format!("{{\"id\":\"{}-", spec.index);
     let padding = vec![b'x'; spec.size - STAMP_DIGITS];

@@ -19,16 +19,52 @@ pub struct Spawned {
     _dir: tempfile::TempDir,
 }
 
+/// A CA, and a certificate and key for `localhost` signed by it (PEM).
+fn certificates() -> Result<(String, String, String), rcgen::Error> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "herald bench CA");
+    let ca = ca.self_signed(&ca_key)?;
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let cert = params.signed_by(&key, &ca, &ca_key)?;
+    Ok((ca.pem(), cert.pem(), key.serialize_pem()))
+}
+
 impl Spawned {
     /// Runs `herald serve` on a temporary directory; returns once it listens.
-    pub fn start(fsync: FsyncMode) -> Result<(Spawned, SocketAddr)> {
+    /// With `tls`, the broker gets a certificate for `localhost` made
+    /// here, signed by a CA made here, whose PEM is returned.
+    pub fn start(fsync: FsyncMode, tls: bool) -> Result<(Spawned, SocketAddr, Option<String>)> {
         let exe = std::env::current_exe().context("locating the herald binary")?;
         let dir = tempfile::tempdir().context("creating a temporary data directory")?;
-        let mut child = Command::new(&exe)
+        let mut serve = Command::new(&exe);
+        serve
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--data"])
             .arg(dir.path().join("data"))
-            .args(["--fsync", &fsync.to_string()])
+            .args(["--fsync", &fsync.to_string()]);
+        let ca = if tls {
+            let (ca, cert, key) = certificates().context("making a TLS certificate")?;
+            let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            std::fs::write(&cert_path, cert).context("writing the certificate")?;
+            std::fs::write(&key_path, key).context("writing the key")?;
+            serve
+                .arg("--tls-cert")
+                .arg(cert_path)
+                .arg("--tls-key")
+                .arg(key_path);
+            Some(ca)
+        } else {
+            None
+        };
+        let mut child = serve
             .env("HERALD_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -74,7 +110,7 @@ impl Spawned {
                 bail!("the broker did not start within 60 s");
             }
         };
-        Ok((Spawned { child, _dir: dir }, addr))
+        Ok((Spawned { child, _dir: dir }, addr, ca))
     }
 
     /// The broker's peak resident set size in bytes (VmHWM), if known.
