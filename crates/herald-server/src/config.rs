@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
+/// Default of [`Config::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
 /// When a batch of log writes is forced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FsyncMode {
@@ -56,6 +59,9 @@ pub struct Config {
     /// no authentication. Parsed and kept here; enforcing them is not
     /// implemented yet.
     pub users: Vec<crate::users::User>,
+    /// Most protocol connections open at once (`--max-connections`); one
+    /// more is answered `-ERR unavailable` and closed.
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -68,6 +74,7 @@ impl Config {
             segment_bytes: herald_log::DEFAULT_SEGMENT_BYTES,
             replies: herald_proto::ReplyMode::All,
             users: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

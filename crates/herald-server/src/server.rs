@@ -23,6 +23,9 @@ const INPUT_QUEUE_MESSAGES: usize = 4096;
 const CONNECTION_DRAIN: Duration = Duration::from_secs(3);
 /// Wake-up period for interval syncs, compaction and retries.
 const TICK_MS: u64 = 200;
+/// How long a refused connection may take to read its `-ERR` line, and
+/// how long we drain what it sent meanwhile (see `refuse`).
+const REFUSE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Recovers the state in `config.data_dir`, then serves `listener` until
 /// `shutdown` resolves. On shutdown it stops accepting, syncs the log and
@@ -104,6 +107,7 @@ pub async fn run_with(
         crate::sync::spawn(tx.clone(), telemetry.clone()).map_err(Error::Thread)?;
     let max_line_bytes = config.max_line_bytes;
     let fsync = config.fsync;
+    let max_connections = config.max_connections;
     let core = BrokerTask::new(broker, log, config, sync_tx, telemetry.clone());
     // The broker runs as a task beside the connections: on the default
     // single-threaded runtime a command and its reply cross no thread, which
@@ -132,6 +136,11 @@ pub async fn run_with(
     // Every connection task holds a clone; `recv` returns once all are gone.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let mut next_conn = 0u64;
+    // One permit per open protocol connection (`--max-connections`); a
+    // connection task holds its permit until it ends.
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        max_connections.min(tokio::sync::Semaphore::MAX_PERMITS),
+    ));
     tokio::pin!(shutdown);
     let broker_result = loop {
         tokio::select! {
@@ -139,17 +148,22 @@ pub async fn run_with(
             res = &mut broker_task => break Some(res),
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        warn!(%peer, max_connections, "connection refused: too many connections");
+                        tokio::spawn(refuse(socket, max_connections));
+                        continue;
+                    };
                     next_conn += 1;
                     let conn = ConnId(next_conn);
-                    tokio::spawn(connection::serve(
-                        socket,
-                        peer,
-                        conn,
-                        tx.clone(),
-                        max_line_bytes,
-                        telemetry.clone(),
-                        alive_tx.clone(),
-                    ));
+                    let (tx, telemetry, alive) = (tx.clone(), telemetry.clone(), alive_tx.clone());
+                    // The connection's future is made inside the task: made
+                    // outside and moved in, it would be stored twice in the
+                    // task (as the captured value and as the awaited one).
+                    tokio::spawn(async move {
+                        connection::serve(socket, peer, conn, tx, max_line_bytes, telemetry, alive)
+                            .await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little
@@ -186,4 +200,28 @@ pub async fn run_with(
     result?;
     info!("stopped");
     Ok(())
+}
+
+/// Answers a connection over `--max-connections` with one
+/// `-ERR unavailable` line in place of the greeting, then closes it. Its
+/// input is drained briefly after our FIN, as in `connection::linger`, so
+/// that the kernel does not reset the connection before the client has
+/// read the line; everything is bounded by `REFUSE_TIMEOUT`, so a flood of
+/// refused clients cannot hold file descriptors for long.
+async fn refuse(mut socket: tokio::net::TcpStream, max_connections: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut line = bytes::BytesMut::new();
+    herald_proto::Reply::error(
+        herald_proto::ErrorCode::Unavailable,
+        format!("too many connections (at most {max_connections})"),
+    )
+    .encode(&mut line);
+    let _ = tokio::time::timeout(REFUSE_TIMEOUT, async {
+        socket.write_all(&line).await?;
+        socket.shutdown().await?;
+        let mut sink = [0u8; 512];
+        while socket.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }
