@@ -4,6 +4,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
+/// Default of [`Config::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
 /// When a batch of log writes is forced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FsyncMode {
@@ -59,6 +62,9 @@ pub struct Config {
     /// TLS on the listener (`--tls-cert`, `--tls-key`, `--tls-client-ca`;
     /// see [`crate::tls::server_config`]); `None`: plain TCP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Most protocol connections open at once (`--max-connections`); one
+    /// more is answered `-ERR unavailable` and closed.
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -72,6 +78,7 @@ impl Config {
             replies: herald_proto::ReplyMode::All,
             users: Vec::new(),
             tls: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

@@ -11,6 +11,16 @@
 //! session over one (the handshake is done before `serve`). With users
 //! configured, the connection's [`Session`] checks each command before the
 //! broker task sees it.
+//!
+//! Memory: an idle connection holds no buffer. The read buffer is allocated
+//! only once the socket is readable (we wait with `readable()`, then read
+//! without blocking) and dropped when every byte in it has been parsed; the
+//! write buffer is dropped once written out. A connection that is busy
+//! re-allocates per read, which costs far less than the read itself; a
+//! partial line keeps its buffer until its LF arrives. So 10,000 idle
+//! connections cost their task and channel, not 10,000 buffers. (Over TLS
+//! the read waits with a buffer: rustls keeps its own buffers per session
+//! anyway; see [`ReadSide`].)
 
 use crate::auth::{Authenticator, Session};
 use crate::broker_task::Input;
@@ -29,8 +39,14 @@ use tracing::{debug, info};
 const MAX_PENDING_OUTPUT_BYTES: usize = 8 * 1024 * 1024;
 /// How long a closing connection keeps draining the client's input.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
-/// Read buffer growth step.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// First read buffer of a connection that becomes readable: enough for a
+/// burst of small commands, cheap to allocate and free per read.
+const READ_MIN_BYTES: usize = 4 * 1024;
+/// Largest read buffer step: a read that fills the buffer doubles the next
+/// one up to this, for pipelining publishers.
+const READ_MAX_BYTES: usize = 64 * 1024;
+/// Size of the scratch buffer `linger` drains into.
+const LINGER_BUF_BYTES: usize = 4 * 1024;
 
 /// Serves one connection until either side closes it.
 ///
@@ -39,8 +55,9 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// connection reaches its client. While it runs, the connection is in
 /// `telemetry`'s table with its byte counts.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn serve<S: AsyncRead + AsyncWrite>(
-    socket: S,
+pub(crate) async fn serve<R: ReadSide, W: AsyncWrite + Unpin + Send>(
+    reader: R,
+    writer: W,
     peer: SocketAddr,
     conn: ConnId,
     broker: mpsc::Sender<Input>,
@@ -57,7 +74,8 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite>(
     let meter = telemetry.open_connection(conn, peer, crate::broker_task::now_ms());
     let mut session = auth.map(|auth| Session::new(auth, peer));
     let reason = run(
-        socket,
+        reader,
+        writer,
         conn,
         &broker,
         &mut rx,
@@ -71,8 +89,10 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite>(
     info!(conn = conn.0, %peer, reason, "connection closed");
 }
 
-async fn run<S: AsyncRead + AsyncWrite>(
-    socket: S,
+#[allow(clippy::too_many_arguments)]
+async fn run<R: ReadSide, W: AsyncWrite + Unpin + Send>(
+    mut reader: R,
+    mut writer: W,
     conn: ConnId,
     broker: &mpsc::Sender<Input>,
     rx: &mut mpsc::UnboundedReceiver<Outbound>,
@@ -80,9 +100,12 @@ async fn run<S: AsyncRead + AsyncWrite>(
     mut session: Option<&mut Session>,
     meter: &ConnMeter,
 ) -> &'static str {
-    let (mut reader, mut writer) = tokio::io::split(socket);
     let mut decoder = LineDecoder::new(max_line_bytes);
-    let mut inbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    // Empty and unallocated while idle; see the module docs.
+    let mut inbuf = BytesMut::new();
+    // Size of the next read: doubled after a read that filled the buffer,
+    // reset after one that did not.
+    let mut read_bytes = READ_MIN_BYTES;
     let mut out = BytesMut::new();
     let greeting = format!("{}\r\n", herald_proto::greeting());
     out.extend_from_slice(greeting.as_bytes());
@@ -117,10 +140,22 @@ async fn run<S: AsyncRead + AsyncWrite>(
                     Ok(n) => meter.wrote(n),
                     Err(_) => return "write error",
                 }
+                if out.is_empty() {
+                    // Release the buffer: an idle connection holds none.
+                    out = BytesMut::new();
+                }
             }
-            res = reader.read_buf(&mut inbuf), if can_read => {
+            res = reader.read_some(&mut inbuf, read_bytes), if can_read => {
+                let room = read_bytes;
                 match res {
-                    Ok(0) => {
+                    // Nothing more to read: an empty buffer goes back so
+                    // that an idle connection holds none.
+                    Ok(None) => {
+                        if inbuf.is_empty() {
+                            inbuf = BytesMut::new();
+                        }
+                    }
+                    Ok(Some(0)) => {
                         // A half-closed client still gets the replies to
                         // what it sent; the broker closes after them.
                         read_open = false;
@@ -128,7 +163,7 @@ async fn run<S: AsyncRead + AsyncWrite>(
                             return "server stopping";
                         }
                     }
-                    Ok(n) => {
+                    Ok(Some(n)) => {
                         meter.read(n);
                         let commands = decode_all(&mut decoder, &mut inbuf, &mut quitting);
                         let sent = match session.as_deref_mut() {
@@ -146,9 +181,11 @@ async fn run<S: AsyncRead + AsyncWrite>(
                             }
                             Err(_) => return "server stopping",
                         }
-                        if inbuf.capacity() - inbuf.len() < 4096 {
-                            inbuf.reserve(READ_CHUNK_BYTES);
-                        }
+                        read_bytes = if n >= room {
+                            (read_bytes * 2).min(READ_MAX_BYTES)
+                        } else {
+                            READ_MIN_BYTES
+                        };
                     }
                     Err(_) => return "read error",
                 }
@@ -157,11 +194,61 @@ async fn run<S: AsyncRead + AsyncWrite>(
     }
 }
 
+/// A connection's read side: how it waits for input.
+pub(crate) trait ReadSide: AsyncRead + Unpin + Send {
+    /// Reads what is available into `buf`, with room for at least `want`
+    /// more bytes. `Ok(None)`: nothing after all (the buffer may go back).
+    /// Cancel-safe: dropped before it completes, it has read nothing.
+    fn read_some<'a>(
+        &'a mut self,
+        buf: &'a mut BytesMut,
+        want: usize,
+    ) -> impl Future<Output = std::io::Result<Option<usize>>> + Send + 'a;
+}
+
+/// Plain TCP waits for readiness without a buffer, then reads without
+/// blocking: an idle connection holds no read buffer.
+impl ReadSide for tokio::net::tcp::OwnedReadHalf {
+    async fn read_some(
+        &mut self,
+        buf: &mut BytesMut,
+        want: usize,
+    ) -> std::io::Result<Option<usize>> {
+        self.readable().await?;
+        if buf.capacity() - buf.len() < want {
+            buf.reserve(want);
+        }
+        match self.try_read_buf(buf) {
+            // Readiness was stale (tokio reports it until a read would
+            // block): it is cleared now.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            other => other.map(Some),
+        }
+    }
+}
+
+/// TLS decrypts into the caller's buffer, so it waits with one; rustls
+/// holds its own buffers per session anyway.
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> ReadSide for tokio::io::ReadHalf<S> {
+    async fn read_some(
+        &mut self,
+        buf: &mut BytesMut,
+        want: usize,
+    ) -> std::io::Result<Option<usize>> {
+        if buf.capacity() - buf.len() < want {
+            buf.reserve(want);
+        }
+        self.read_buf(buf).await.map(Some)
+    }
+}
+
 /// After our FIN, reads and drops what the client still sends, briefly:
 /// closing a socket with unread input makes the kernel send a reset, which
 /// can destroy replies the client has not read yet.
 async fn linger(reader: &mut (impl AsyncRead + Unpin)) {
-    let mut sink = [0u8; 16 * 1024];
+    // On the heap, and only now: a buffer here would be part of every
+    // connection task's state for its whole life.
+    let mut sink = vec![0u8; LINGER_BUF_BYTES];
     let deadline = tokio::time::Instant::now() + LINGER;
     loop {
         match tokio::time::timeout_at(deadline, reader.read(&mut sink)).await {

@@ -50,7 +50,7 @@ pub mod users;
 
 pub use admin::{Admin, AdminError, Phase};
 
-pub use config::{Config, FsyncMode, ParseFsyncModeError};
+pub use config::{Config, DEFAULT_MAX_CONNECTIONS, FsyncMode, ParseFsyncModeError};
 pub use error::{BrokerError, Error};
 pub use server::{run, run_with, run_with_storage};
 pub use telemetry::Telemetry;

@@ -263,7 +263,9 @@ impl Outbox {
             if c.out.is_empty() {
                 continue;
             }
-            let data = c.out.split().freeze();
+            // The whole buffer, not `split()`: the connection frees it
+            // once written, and an idle connection keeps no capacity here.
+            let data = std::mem::take(&mut c.out).freeze();
             // A connection task that is gone reports `Disconnect` soon.
             let _ = c.tx.send(Outbound::Data(data));
         }

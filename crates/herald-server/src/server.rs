@@ -25,6 +25,9 @@ const CONNECTION_DRAIN: Duration = Duration::from_secs(3);
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 /// Wake-up period for interval syncs, compaction and retries.
 const TICK_MS: u64 = 200;
+/// How long a refused connection may take to read its `-ERR` line, and
+/// how long we drain what it sent meanwhile (see `refuse`).
+const REFUSE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Recovers the state in `config.data_dir`, then serves `listener` until
 /// `shutdown` resolves. On shutdown it stops accepting, syncs the log and
@@ -108,6 +111,7 @@ pub async fn run_with(
     let fsync = config.fsync;
     let auth = crate::auth::Authenticator::new(config.users.clone());
     let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let max_connections = config.max_connections;
     let core = BrokerTask::new(broker, log, config, sync_tx, telemetry.clone());
     // The broker runs as a task beside the connections: on the default
     // single-threaded runtime a command and its reply cross no thread, which
@@ -139,6 +143,11 @@ pub async fn run_with(
     // Every connection task holds a clone; `recv` returns once all are gone.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let mut next_conn = 0u64;
+    // One permit per open protocol connection (`--max-connections`); a
+    // connection task holds its permit until it ends.
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        max_connections.min(tokio::sync::Semaphore::MAX_PERMITS),
+    ));
     tokio::pin!(shutdown);
     let broker_result = loop {
         tokio::select! {
@@ -146,24 +155,37 @@ pub async fn run_with(
             res = &mut broker_task => break Some(res),
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        warn!(%peer, max_connections, "connection refused: too many connections");
+                        tokio::spawn(refuse(socket, max_connections));
+                        continue;
+                    };
                     next_conn += 1;
                     let conn = ConnId(next_conn);
                     let _ = socket.set_nodelay(true);
                     let (tx, auth, telemetry, alive) =
                         (tx.clone(), auth.clone(), telemetry.clone(), alive_tx.clone());
-                    match &tls {
-                        None => {
-                            tokio::spawn(connection::serve(
-                                socket, peer, conn, tx, max_line_bytes, auth, telemetry, alive,
-                            ));
-                        }
-                        Some(acceptor) => {
-                            let handshake = acceptor.accept(socket);
-                            tokio::spawn(async move {
+                    let tls = tls.clone();
+                    // The connection's future is made inside the task: made
+                    // outside and moved in, it would be stored twice in the
+                    // task (as the captured value and as the awaited one).
+                    tokio::spawn(async move {
+                        match tls {
+                            None => {
+                                let (reader, writer) = socket.into_split();
+                                connection::serve(
+                                    reader, writer, peer, conn, tx, max_line_bytes, auth,
+                                    telemetry, alive,
+                                )
+                                .await;
+                            }
+                            Some(acceptor) => {
+                                let handshake = acceptor.accept(socket);
                                 match tokio::time::timeout(TLS_HANDSHAKE, handshake).await {
                                     Ok(Ok(stream)) => {
+                                        let (reader, writer) = tokio::io::split(stream);
                                         connection::serve(
-                                            stream, peer, conn, tx, max_line_bytes, auth,
+                                            reader, writer, peer, conn, tx, max_line_bytes, auth,
                                             telemetry, alive,
                                         )
                                         .await;
@@ -171,9 +193,10 @@ pub async fn run_with(
                                     Ok(Err(e)) => info!(%peer, cause = %e, "TLS handshake failed"),
                                     Err(_) => info!(%peer, "TLS handshake timed out"),
                                 }
-                            });
+                            }
                         }
-                    }
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little
@@ -210,4 +233,28 @@ pub async fn run_with(
     result?;
     info!("stopped");
     Ok(())
+}
+
+/// Answers a connection over `--max-connections` with one
+/// `-ERR unavailable` line in place of the greeting, then closes it. Its
+/// input is drained briefly after our FIN, as in `connection::linger`, so
+/// that the kernel does not reset the connection before the client has
+/// read the line; everything is bounded by `REFUSE_TIMEOUT`, so a flood of
+/// refused clients cannot hold file descriptors for long.
+async fn refuse(mut socket: tokio::net::TcpStream, max_connections: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut line = bytes::BytesMut::new();
+    herald_proto::Reply::error(
+        herald_proto::ErrorCode::Unavailable,
+        format!("too many connections (at most {max_connections})"),
+    )
+    .encode(&mut line);
+    let _ = tokio::time::timeout(REFUSE_TIMEOUT, async {
+        socket.write_all(&line).await?;
+        socket.shutdown().await?;
+        let mut sink = [0u8; 512];
+        while socket.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }

@@ -118,6 +118,12 @@ struct ServeArgs {
     /// can change its own with `replies all|errors`.
     #[arg(long, env = "HERALD_REPLIES", default_value = "all", value_parser = parse_reply_mode)]
     replies: herald_proto::ReplyMode,
+    /// Most client connections open at once; one more gets
+    /// `-ERR unavailable` and is closed. At start the server raises its
+    /// open-files limit as far as the system allows and warns if that is
+    /// too low for this many connections.
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS", default_value_t = herald_server::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
     /// Threads that run connections and the broker. With 1 (the default) a
     /// command and its reply never cross threads, which gives the lowest
     /// latency; the fdatasync of big batches runs on a thread of its own.
@@ -282,6 +288,11 @@ fn serve(
         "--max-line-bytes must be at least 1"
     );
     anyhow::ensure!(args.io_threads > 0, "--io-threads must be at least 1");
+    anyhow::ensure!(
+        args.max_connections > 0,
+        "--max-connections must be at least 1"
+    );
+    raise_open_files_limit(args.max_connections);
     let mut builder = if args.io_threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -316,6 +327,7 @@ fn serve(
         config.replies = args.replies;
         config.users = users.clone();
         config.tls = tls.clone();
+        config.max_connections = args.max_connections;
         let admin = herald_server::Admin::new();
         let mut settings = herald_http::Settings::new(args.max_line_bytes);
         settings.auth = herald_server::auth::Authenticator::new(users);
@@ -357,6 +369,43 @@ fn passwd() -> Result<()> {
         .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
     println!("{hash}");
     Ok(())
+}
+
+/// File descriptors the server needs besides one per connection: the
+/// listeners, the log's segment and directory, the runtime, stdio.
+const RESERVED_FDS: u64 = 64;
+
+/// Raises the open-files soft limit to the hard limit (each connection is
+/// a file descriptor) and logs the resulting capacity; warns when it is
+/// below `max_connections`, since accepts would then fail before the limit
+/// refuses anyone.
+fn raise_open_files_limit(max_connections: usize) {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(cause = %e, "cannot raise the open-files limit");
+            match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+                Ok((soft, _)) => soft,
+                Err(_) => return,
+            }
+        }
+    };
+    let capacity = limit.saturating_sub(RESERVED_FDS);
+    if capacity < max_connections as u64 {
+        tracing::warn!(
+            open_files = limit,
+            capacity,
+            max_connections,
+            "the open-files limit allows fewer connections than --max-connections (raise the hard limit: ulimit -Hn, LimitNOFILE=)"
+        );
+    } else {
+        tracing::info!(
+            open_files = limit,
+            capacity,
+            max_connections,
+            "connection capacity"
+        );
+    }
 }
 
 fn parse_reply_mode(word: &str) -> Result<herald_proto::ReplyMode, String> {
