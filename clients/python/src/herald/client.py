@@ -413,9 +413,14 @@ class Client:
                 exc = _errors.ConnectionClosed(f"connection to the broker lost: {reason}")
                 end_with = exc
             reconnect = self._session.on_drop(not closing, exc, end_with)
+            if not reconnect:
+                # Under the lock that failed the pending commands: a command
+                # sent after them (the caller saw its subscription fail and
+                # tries another) must find the client closed, not wait for a
+                # reply that no connection will bring.
+                self._closed = True
         transport.close()
         if not reconnect:
-            self._closed = True
             return None
         log.warning("herald: connection to %s lost (%s); reconnecting", self.address, reason)
         return self._reconnect(redirect)
